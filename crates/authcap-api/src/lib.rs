@@ -1,0 +1,113 @@
+//! Authcap's HTTP server.
+//!
+//! Reading order: [`router`] mounts the native API ([`native`]) and one module per provider
+//! dialect; [`credentials`] turns bearer secrets into merchants; [`wire`] holds what every dialect
+//! shares (bounded body reading, exact amounts, ids, the clock).
+//!
+//! Dialect modules are the only places that know a wire format; they translate it into one
+//! [`authcap_store::Operation`] and render the outcome in their own shape, including errors.
+
+pub mod credentials;
+pub mod native;
+pub mod openapi;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authcap_store::Store;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Settings read once at start and shared by every request.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long an authorization can be captured.
+    pub authorization_ttl: Duration,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            authorization_ttl: Duration::from_secs(7 * 24 * 3600),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub credentials: credentials::Resolver,
+    pub server_secret: credentials::ServerSecret,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
+        AppState {
+            credentials: credentials::Resolver::new(store.clone()),
+            store,
+            config: Arc::new(config),
+            server_secret,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(native::router())
+        .route("/openapi.json", axum::routing::get(openapi::document))
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .fallback(native::not_found)
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, elapsed_us, "request");
+    } else {
+        tracing::info!(%method, %path, status, elapsed_us, "request");
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    spawn_housekeeping(state.clone());
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Background upkeep: write down expired authorizations, forget old idempotency keys.
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            if let Err(error) = state.store.sweep_expired().await {
+                tracing::warn!(%error, "expiry sweep failed");
+            }
+            let horizon = wire::now().millis() - state.config.idempotency_ttl.as_millis() as i64;
+            if let Err(error) = state.store.prune_idempotency(horizon).await {
+                tracing::warn!(%error, "idempotency pruning failed");
+            }
+        }
+    });
+}

@@ -86,7 +86,9 @@ pub fn discrepancies(order: &Order, ledger: LedgerTotals) -> Vec<String> {
     let refunded = order.refunded_amount.minor_units();
     let mut expect = |what: &str, stored: i64, in_ledger: i64| {
         if stored != in_ledger {
-            found.push(format!("{what}: order says {stored}, ledger sums to {in_ledger}"));
+            found.push(format!(
+                "{what}: order says {stored}, ledger sums to {in_ledger}"
+            ));
         }
     };
     expect("held", held, ledger.authorized);

@@ -17,7 +17,7 @@ pub use order::{
     RefundRequest, Shipping, Transition,
 };
 pub use processor::{
-    Authorization, AuthorizationOutcome, Card, CaptureOutcome, CaptureSupport, DeclineCode,
+    Authorization, AuthorizationOutcome, CaptureOutcome, CaptureSupport, Card, DeclineCode,
     Processor, Simulator,
 };
 pub use time::Timestamp;

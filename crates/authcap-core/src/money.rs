@@ -249,12 +249,18 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_exact() {
-        assert_eq!(eur("10.505"), Err(AmountError::TooManyDecimals { allowed: 2 }));
+        assert_eq!(
+            eur("10.505"),
+            Err(AmountError::TooManyDecimals { allowed: 2 })
+        );
         assert_eq!(
             parse_decimal("1.5", 0),
             Err(AmountError::TooManyDecimals { allowed: 0 })
         );
-        assert_eq!(eur("1e-3"), Err(AmountError::TooManyDecimals { allowed: 2 }));
+        assert_eq!(
+            eur("1e-3"),
+            Err(AmountError::TooManyDecimals { allowed: 2 })
+        );
         assert_eq!(eur("-1"), Err(AmountError::Negative));
         for junk in [
             "", ".", "1.", ".5", "1,5", "abc", "1 ", " 1", "+1", "1e", "0x10", "NaN", "1e99999",

@@ -6,7 +6,7 @@
 use crate::ledger::{LedgerEntry, LedgerKind};
 use crate::money::{Amount, Currency};
 use crate::processor::{
-    Authorization, AuthorizationOutcome, Card, CaptureOutcome, DeclineCode, Processor,
+    Authorization, AuthorizationOutcome, CaptureOutcome, Card, DeclineCode, Processor,
 };
 use crate::time::Timestamp;
 
@@ -255,14 +255,20 @@ pub enum CoreError {
     /// captured).
     OrderNotCapturable,
     AuthorizationExpired,
-    AmountExceedsCapturable { capturable: Amount },
+    AmountExceedsCapturable {
+        capturable: Amount,
+    },
     /// The payment method allows only one capture of everything capturable.
-    PartialCaptureUnsupported { capturable: Amount },
+    PartialCaptureUnsupported {
+        capturable: Amount,
+    },
     /// The processor refused the capture.
     CaptureDeclined,
     OrderNotVoidable,
     OrderNotRefundable,
-    AmountExceedsRefundable { refundable: Amount },
+    AmountExceedsRefundable {
+        refundable: Amount,
+    },
 }
 
 impl CoreError {
@@ -364,7 +370,12 @@ impl Order {
         if order.authorization.is_some() {
             ledger.push(order.entry(LedgerKind::Authorize, hold, None, now));
         }
-        let created = Transition { order, capture: None, refund: None, ledger };
+        let created = Transition {
+            order,
+            capture: None,
+            refund: None,
+            ledger,
+        };
         if created.order.capture_mode == CaptureMode::Automatic && created.order.is_authorized() {
             let request = CaptureRequest {
                 id: new.automatic_capture_id,
@@ -392,7 +403,9 @@ impl Order {
     pub fn held_amount(&self) -> Amount {
         if self.is_authorized() {
             // Checked at creation.
-            self.amount.checked_add(self.surcharge).unwrap_or(Amount::ZERO)
+            self.amount
+                .checked_add(self.surcharge)
+                .unwrap_or(Amount::ZERO)
         } else {
             Amount::ZERO
         }
@@ -400,7 +413,11 @@ impl Order {
 
     /// The authorized amount, excluding the surcharge (zero when not authorized).
     pub fn authorized_amount(&self) -> Amount {
-        if self.is_authorized() { self.amount } else { Amount::ZERO }
+        if self.is_authorized() {
+            self.amount
+        } else {
+            Amount::ZERO
+        }
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
@@ -513,15 +530,21 @@ impl Order {
             created_at: now,
             settles_at,
         };
-        Ok(Transition { order, capture: Some(capture), refund: None, ledger })
+        Ok(Transition {
+            order,
+            capture: Some(capture),
+            refund: None,
+            ledger,
+        })
     }
 
-    /// Releases the uncaptured remainder. With no captures the order becomes `voided`; with
-    /// some it stays captured with nothing left to capture.
-    pub fn void(&self, now: Timestamp) -> Result<Transition, CoreError> {
-        if !self.is_authorized() {
+    /// Releases `amount` of the uncaptured remainder, or all of it when `None`. With no
+    /// captures a full void leaves the order `voided`; with some it stays captured with nothing
+    /// left to capture. A partial void needs a payment method that allows partial captures.
+    pub fn void(&self, amount: Option<Amount>, now: Timestamp) -> Result<Transition, CoreError> {
+        let Some(authorization) = &self.authorization else {
             return Err(CoreError::OrderNotVoidable);
-        }
+        };
         if self.is_expired(now) {
             return Err(CoreError::AuthorizationExpired);
         }
@@ -529,12 +552,33 @@ impl Order {
         if remainder.is_zero() {
             return Err(CoreError::OrderNotVoidable);
         }
+        let amount = amount.unwrap_or(remainder);
+        if amount.is_zero() {
+            return Err(CoreError::ZeroAmount);
+        }
+        if amount > remainder {
+            return Err(CoreError::AmountExceedsCapturable {
+                capturable: remainder,
+            });
+        }
+        if amount != remainder && !authorization.capture_support.partial {
+            return Err(CoreError::PartialCaptureUnsupported {
+                capturable: remainder,
+            });
+        }
         let mut order = self.clone();
-        order.released_amount = add(order.released_amount, remainder);
-        order.closure = Some(Closure::Void);
+        order.released_amount = add(order.released_amount, amount);
+        if order.uncaptured_remainder().is_zero() {
+            order.closure = Some(Closure::Void);
+        }
         order.updated_at = now;
-        let ledger = vec![self.entry(LedgerKind::Release, remainder, None, now)];
-        Ok(Transition { order, capture: None, refund: None, ledger })
+        let ledger = vec![self.entry(LedgerKind::Release, amount, None, now)];
+        Ok(Transition {
+            order,
+            capture: None,
+            refund: None,
+            ledger,
+        })
     }
 
     /// Writes down an expiry that `now` has already made visible: releases the remainder.
@@ -553,7 +597,12 @@ impl Order {
         } else {
             vec![self.entry(LedgerKind::Release, remainder, None, now)]
         };
-        Some(Transition { order, capture: None, refund: None, ledger })
+        Some(Transition {
+            order,
+            capture: None,
+            refund: None,
+            ledger,
+        })
     }
 
     pub fn refund(&self, request: RefundRequest, now: Timestamp) -> Result<Transition, CoreError> {
@@ -581,7 +630,12 @@ impl Order {
             metadata: request.metadata,
             created_at: now,
         };
-        Ok(Transition { order, capture: None, refund: Some(refund), ledger })
+        Ok(Transition {
+            order,
+            capture: None,
+            refund: Some(refund),
+            ledger,
+        })
     }
 
     fn entry(

@@ -40,7 +40,7 @@ fn luhn_valid(number: &str) -> bool {
         .enumerate()
         .map(|(i, b)| {
             let d = u32::from(b - b'0');
-            if i % 2 == 1 {
+            if !i.is_multiple_of(2) {
                 let doubled = d * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
             } else {
@@ -48,7 +48,7 @@ fn luhn_valid(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// What the processor says about capturing against one authorization.
@@ -111,8 +111,12 @@ pub enum CaptureOutcome {
 /// the store calls it inside the order's serialized section.
 pub trait Processor: Send + Sync {
     fn authorize(&self, card: &Card, amount: Amount, order_id: &str) -> AuthorizationOutcome;
-    fn capture(&self, authorization: &Authorization, amount: Amount, now: Timestamp)
-    -> CaptureOutcome;
+    fn capture(
+        &self,
+        authorization: &Authorization,
+        amount: Amount,
+        now: Timestamp,
+    ) -> CaptureOutcome;
 }
 
 /// The built-in sandbox processor: every outcome is chosen by the card number.
@@ -126,13 +130,34 @@ pub struct TestCard {
 }
 
 pub const TEST_CARDS: &[TestCard] = &[
-    TestCard { number: "4242424242424242", behaviour: "approves; partial and multiple captures" },
-    TestCard { number: "4000000000000002", behaviour: "declines with card_declined" },
-    TestCard { number: "4000000000009995", behaviour: "declines with insufficient_funds" },
-    TestCard { number: "4000000000000119", behaviour: "fails with a processor error" },
-    TestCard { number: "4000000000000077", behaviour: "approves; one full capture only (no partial)" },
-    TestCard { number: "4000000000000341", behaviour: "approves; every capture is declined by the processor" },
-    TestCard { number: "4000000000000259", behaviour: "approves; captures settle 2 seconds after they are made" },
+    TestCard {
+        number: "4242424242424242",
+        behaviour: "approves; partial and multiple captures",
+    },
+    TestCard {
+        number: "4000000000000002",
+        behaviour: "declines with card_declined",
+    },
+    TestCard {
+        number: "4000000000009995",
+        behaviour: "declines with insufficient_funds",
+    },
+    TestCard {
+        number: "4000000000000119",
+        behaviour: "fails with a processor error",
+    },
+    TestCard {
+        number: "4000000000000077",
+        behaviour: "approves; one full capture only (no partial)",
+    },
+    TestCard {
+        number: "4000000000000341",
+        behaviour: "approves; every capture is declined by the processor",
+    },
+    TestCard {
+        number: "4000000000000259",
+        behaviour: "approves; captures settle 2 seconds after they are made",
+    },
 ];
 
 /// How long a capture on the settle-later card stays pending.
@@ -158,7 +183,10 @@ impl Processor for Simulator {
         // The scenario rides in the processor reference, as a real acquirer keeps its own state.
         AuthorizationOutcome::Approved(Authorization {
             processor_reference: format!("sim_{scenario}_{order_id}"),
-            capture_support: CaptureSupport { partial, multiple: partial },
+            capture_support: CaptureSupport {
+                partial,
+                multiple: partial,
+            },
         })
     }
 

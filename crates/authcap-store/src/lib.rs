@@ -1,0 +1,289 @@
+//! Authcap's storage.
+//!
+//! Every write is one call to [`Store::execute`], which runs one transaction: claim the
+//! idempotency key, load the order, let the core decide, persist the order, its new capture or
+//! refund and its ledger entries, store the rendered response, commit. Nothing of a dialect's
+//! wire format is known here: responses are opaque bytes rendered by the caller's closure.
+
+mod idempotency;
+mod sqlite;
+
+use std::sync::Arc;
+
+use authcap_core::{
+    Capture, CaptureRequest, CoreError, NewOrder, Order, OrderStatus, Processor, Refund,
+    RefundRequest,
+};
+
+pub use idempotency::InFlight;
+
+/// How a write finds its order: by Authcap id or by the merchant's own reference.
+#[derive(Clone, Debug)]
+pub enum OrderLocator {
+    Id(String),
+    Reference(String),
+}
+
+#[derive(Clone, Debug)]
+pub enum Operation {
+    Create(NewOrder),
+    Capture {
+        order: OrderLocator,
+        request: CaptureRequest,
+    },
+    /// `amount` of the uncaptured remainder, or all of it.
+    Void {
+        order: OrderLocator,
+        amount: Option<authcap_core::Amount>,
+    },
+    Refund {
+        order: OrderLocator,
+        request: RefundRequest,
+    },
+}
+
+/// The idempotency key a write claims. `scope` separates operations that must not share keys
+/// (a dialect's "capture" from its "refund"); `fingerprint` identifies the request so that a
+/// different request under the same key is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// An order with everything hanging off it, as read back from storage.
+#[derive(Clone, Debug)]
+pub struct OrderRecord {
+    /// A per-database sequence number: the newest order has the highest.
+    pub number: i64,
+    pub order: Order,
+    pub captures: Vec<Capture>,
+    pub refunds: Vec<Refund>,
+}
+
+/// What an accepted write produced.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub record: OrderRecord,
+    pub capture: Option<Capture>,
+    pub refund: Option<Refund>,
+}
+
+/// Why a write did not apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    OrderNotFound,
+    /// The merchant already has an order with this reference.
+    ReferenceTaken,
+    /// The order already has a capture or refund with this reference.
+    OperationReferenceTaken,
+    /// The core refused the operation.
+    Refused(CoreError),
+}
+
+impl WriteError {
+    /// Outcomes that are remembered under the idempotency key; the others are checks that
+    /// ran before anything was decided, so a retry may legitimately succeed.
+    fn is_recorded(&self) -> bool {
+        matches!(self, WriteError::Refused(_))
+    }
+}
+
+/// A rendered HTTP response, stored with the idempotency key and replayed byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+pub type Renderer = Box<dyn FnOnce(&Result<Applied, WriteError>) -> StoredResponse + Send>;
+
+pub struct Write {
+    pub merchant_id: String,
+    pub idempotency: Option<IdempotencyClaim>,
+    pub operation: Operation,
+    /// Turns the outcome into the response, inside the transaction, so that the very bytes
+    /// sent are the ones a retry receives.
+    pub render: Renderer,
+}
+
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub response: StoredResponse,
+    pub replayed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The key was used before for a different request.
+    IdempotencyKeyReused,
+    /// The first request with this key is still running.
+    IdempotencyRequestInProgress,
+    /// The database could not be used; the write did not happen.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::IdempotencyKeyReused => f.write_str("idempotency key reused"),
+            StoreError::IdempotencyRequestInProgress => {
+                f.write_str("idempotency request in progress")
+            }
+            StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub limit: u32,
+    /// Only orders older than the order with this id.
+    pub starting_after: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub reference: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    SecretKey,
+    MultisafepayApiKey,
+    MercadopagoAccessToken,
+    OpttyClientId,
+    OpttyClientSecret,
+    PipwaveApiKey,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::SecretKey => "secret_key",
+            CredentialKind::MultisafepayApiKey => "multisafepay_api_key",
+            CredentialKind::MercadopagoAccessToken => "mercadopago_access_token",
+            CredentialKind::OpttyClientId => "optty_client_id",
+            CredentialKind::OpttyClientSecret => "optty_client_secret",
+            CredentialKind::PipwaveApiKey => "pipwave_api_key",
+        }
+    }
+}
+
+/// A merchant to create; credentials arrive hashed, never in clear.
+pub struct NewMerchant {
+    pub id: String,
+    pub name: String,
+    pub credential_hashes: Vec<(CredentialKind, String)>,
+}
+
+/// One order whose stored totals disagree with its ledger.
+#[derive(Clone, Debug)]
+pub struct Discrepancy {
+    pub order_id: String,
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<sqlite::SqliteStore>,
+    in_flight: InFlight,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database named by `url`: `sqlite://path` or a bare path.
+    pub fn open(url: &str, processor: Arc<dyn Processor>) -> Result<Store, StoreError> {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL is not supported by this build yet".into(),
+            ));
+        }
+        let backend = sqlite::SqliteStore::open(path, processor)?;
+        Ok(Store {
+            backend: Arc::new(backend),
+            in_flight: InFlight::default(),
+        })
+    }
+
+    pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+        let _guard = match &write.idempotency {
+            Some(claim) => Some(self.in_flight.enter(&write.merchant_id, claim)?),
+            None => None,
+        };
+        self.backend.execute(write).await
+    }
+
+    pub async fn order(
+        &self,
+        merchant_id: &str,
+        locator: OrderLocator,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        self.backend.order(merchant_id.to_owned(), locator).await
+    }
+
+    pub async fn orders(
+        &self,
+        merchant_id: &str,
+        query: ListQuery,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.backend.orders(merchant_id.to_owned(), query).await
+    }
+
+    pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
+        self.backend.create_merchant(merchant).await
+    }
+
+    /// The order holding the capture with this reference, among all the merchant's orders.
+    pub async fn order_by_capture_reference(
+        &self,
+        merchant_id: &str,
+        reference: &str,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        self.backend
+            .order_by_capture_reference(merchant_id.to_owned(), reference.to_owned())
+            .await
+    }
+
+    pub async fn merchant_count(&self) -> Result<i64, StoreError> {
+        self.backend.merchant_count().await
+    }
+
+    /// The merchant owning a credential with this kind and hash.
+    pub async fn merchant_by_credential(
+        &self,
+        kind: CredentialKind,
+        hash: String,
+    ) -> Result<Option<String>, StoreError> {
+        self.backend.merchant_by_credential(kind, hash).await
+    }
+
+    /// A server-wide setting, created with `generate` the first time it is asked for.
+    pub async fn setting(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> String + Send + 'static,
+    ) -> Result<String, StoreError> {
+        self.backend
+            .setting(name.to_owned(), Box::new(generate))
+            .await
+    }
+
+    /// Every order whose totals disagree with its ledger or break an invariant.
+    pub async fn check(&self) -> Result<Vec<Discrepancy>, StoreError> {
+        self.backend.check().await
+    }
+
+    /// Deletes idempotency records created before `before_millis`.
+    pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
+        self.backend.prune_idempotency(before_millis).await
+    }
+
+    /// Writes down the expiry of authorizations whose time has passed (releases the
+    /// remainder in the ledger). Reads already show them as expired; this keeps the ledger
+    /// telling the same story.
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        self.backend.sweep_expired().await
+    }
+}

@@ -1,1 +1,197 @@
-fn main() {}
+//! The `authcap` binary: configuration, logging and the three commands.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
+use authcap_api::{AppState, Config};
+use authcap_core::Simulator;
+use authcap_store::Store;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "authcap",
+    version,
+    about = "Payment authorization and capture server"
+)]
+struct Cli {
+    /// `sqlite://PATH` (embedded, the default) or a bare path to a SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHCAP_DATABASE",
+        default_value = "sqlite://authcap.db"
+    )]
+    database: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        #[arg(long, env = "AUTHCAP_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// How long an authorization stays capturable, e.g. `7d`, `90s`.
+        #[arg(long, env = "AUTHCAP_AUTHORIZATION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+        authorization_ttl: Duration,
+        /// How long idempotency keys are remembered, e.g. `24h`.
+        #[arg(long, env = "AUTHCAP_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+        idempotency_ttl: Duration,
+        /// Logs as JSON lines instead of text.
+        #[arg(long, env = "AUTHCAP_LOG_JSON")]
+        log_json: bool,
+    },
+    /// Manage merchants.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Verify every order's totals against the ledger; exits non-zero on any mismatch.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant and print its credentials (shown this once only).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print the credentials as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_json = matches!(cli.command, Command::Serve { log_json: true, .. });
+    init_logging(log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("authcap: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("authcap: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTHCAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let store = Store::open(&cli.database, Arc::new(Simulator))?;
+    let server_secret =
+        ServerSecret::load(&store, std::env::var("AUTHCAP_SERVER_SECRET").ok()).await?;
+    match cli.command {
+        Command::Serve {
+            listen,
+            authorization_ttl,
+            idempotency_ttl,
+            ..
+        } => {
+            if store.merchant_count().await? == 0 {
+                let demo =
+                    credentials::create_merchant(&store, &server_secret, "Demo merchant").await?;
+                println!("Created a demo merchant (shown once):");
+                print_credentials(&demo, false);
+            }
+            let config = Config {
+                authorization_ttl,
+                idempotency_ttl,
+            };
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(address = %listener.local_addr()?, database = %cli.database, "authcap listening");
+            let state = AppState::new(store, config, server_secret);
+            authcap_api::serve(listener, state, shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merchant {
+            command: MerchantCommand::Create { name, json },
+        } => {
+            let issued = credentials::create_merchant(&store, &server_secret, &name).await?;
+            print_credentials(&issued, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let found = store.check().await?;
+            if found.is_empty() {
+                println!("ok: every order's totals match its ledger");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for discrepancy in &found {
+                for problem in &discrepancy.problems {
+                    println!("{}: {problem}", discrepancy.order_id);
+                }
+            }
+            println!("{} order(s) do not match their ledger", found.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_credentials(issued: &IssuedCredentials, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(issued).unwrap_or_default()
+        );
+        return;
+    }
+    let value = serde_json::to_value(issued).unwrap_or_default();
+    if let Some(fields) = value.as_object() {
+        for (name, value) in fields {
+            println!("  {name}: {}", value.as_str().unwrap_or_default());
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,828 @@
+//! The embedded SQLite backend.
+//!
+//! One writer thread owns the only write connection: SQLite takes one writer at a time anyway,
+//! and a single owner needs no lock retries. It drains whatever writes are queued and runs them
+//! as savepoints inside one transaction, so one fsync commits the whole group (group commit);
+//! a write's answer is sent only after that commit. Reads use their own connections (WAL lets
+//! them run beside the writer).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use authcap_core::ledger::{LedgerTotals, discrepancies};
+use authcap_core::order::{AuthorizationFailure, Closure};
+use authcap_core::{
+    Amount, Authorization, Capture, CaptureMode, CaptureSupport, Currency, LedgerEntry, LedgerKind,
+    Order, Processor, Refund, Shipping, Timestamp, Transition,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::oneshot;
+
+use crate::{
+    Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
+    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError,
+};
+
+/// How many queued writes share one commit at most.
+const GROUP_COMMIT_WRITES_MAX: usize = 128;
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+
+struct Job {
+    write: Write,
+    reply: oneshot::Sender<Result<Executed, StoreError>>,
+}
+
+pub struct SqliteStore {
+    path: String,
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+fn connect(path: &str) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let applied: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(migration)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+    }
+    tx.commit()
+}
+
+impl SqliteStore {
+    pub fn open(path: &str, processor: Arc<dyn Processor>) -> Result<SqliteStore, StoreError> {
+        let mut conn = connect(path).map_err(unavailable)?;
+        migrate(&mut conn).map_err(unavailable)?;
+        let (sender, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("authcap-sqlite-writer".into())
+            .spawn(move || Writer { conn, processor }.run(receiver))
+            .map_err(unavailable)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(sender),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        sender
+            .send(Job { write, reply })
+            .map_err(|_| unavailable("the writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| unavailable("the writer dropped the request"))?
+    }
+
+    /// Runs `read` on a reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.path).map_err(unavailable)?,
+        };
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = read(&conn);
+            (conn, result)
+        })
+        .await
+        .map_err(unavailable)?;
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result.map_err(unavailable)
+    }
+
+    /// Runs `write` on the writer thread, outside any group, in its own transaction.
+    async fn write_direct<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        // A fresh connection keeps these rare administrative writes off the request path;
+        // SQLite's busy timeout serializes them with the writer thread.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&path)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = write(&tx)?;
+            tx.commit()?;
+            Ok::<T, rusqlite::Error>(value)
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+
+    pub async fn order(
+        &self,
+        merchant_id: String,
+        locator: OrderLocator,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        self.read(move |conn| load_order(conn, &merchant_id, &locator, false))
+            .await
+    }
+
+    pub async fn orders(
+        &self,
+        merchant_id: String,
+        query: ListQuery,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        self.read(move |conn| list_orders(conn, &merchant_id, &query))
+            .await
+    }
+
+    pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
+        self.write_direct(move |tx| {
+            tx.execute(
+                "INSERT INTO merchants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![merchant.id, merchant.name, now().millis()],
+            )?;
+            for (kind, hash) in &merchant.credential_hashes {
+                tx.execute(
+                    "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id)
+                     VALUES (?1, ?2, ?3)",
+                    params![hash, kind.as_str(), merchant.id],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn order_by_capture_reference(
+        &self,
+        merchant_id: String,
+        reference: String,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        self.read(move |conn| {
+            let order_id: Option<String> = conn
+                .prepare_cached(
+                    "SELECT captures.order_id FROM captures JOIN orders ON orders.id = captures.order_id
+                     WHERE orders.merchant_id = ?1 AND captures.reference = ?2 LIMIT 1",
+                )?
+                .query_row(params![merchant_id, reference], |r| r.get(0))
+                .optional()?;
+            match order_id {
+                Some(id) => load_order(conn, &merchant_id, &OrderLocator::Id(id), true),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn merchant_count(&self) -> Result<i64, StoreError> {
+        self.read(|conn| conn.query_row("SELECT count(*) FROM merchants", [], |r| r.get(0)))
+            .await
+    }
+
+    pub async fn merchant_by_credential(
+        &self,
+        kind: CredentialKind,
+        hash: String,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT merchant_id FROM merchant_credentials WHERE lookup_hash = ?1 AND kind = ?2",
+            )?
+            .query_row(params![hash, kind.as_str()], |r| r.get(0))
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn setting(
+        &self,
+        name: String,
+        generate: Box<dyn FnOnce() -> String + Send>,
+    ) -> Result<String, StoreError> {
+        self.write_direct(move |tx| {
+            let existing: Option<String> = tx
+                .query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(value) = existing {
+                return Ok(value);
+            }
+            let value = generate();
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )?;
+            Ok(value)
+        })
+        .await
+    }
+
+    pub async fn check(&self) -> Result<Vec<Discrepancy>, StoreError> {
+        self.read(|conn| {
+            let mut totals = std::collections::HashMap::<String, LedgerTotals>::new();
+            let mut entries =
+                conn.prepare("SELECT order_id, kind, sum(amount) FROM ledger GROUP BY 1, 2")?;
+            let mut rows = entries.query([])?;
+            while let Some(row) = rows.next()? {
+                let kind: String = row.get(1)?;
+                let kind = LedgerKind::parse(&kind).ok_or_else(|| corrupt("ledger kind"))?;
+                totals
+                    .entry(row.get(0)?)
+                    .or_default()
+                    .add(kind, row.get(2)?);
+            }
+            let mut statement = conn.prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders"))?;
+            let orders = statement.query_map([], |row| order_from_row(row).map(|(_, o)| o))?;
+            let mut found = Vec::new();
+            for order in orders {
+                let order = order?;
+                let ledger = totals.remove(&order.id).unwrap_or_default();
+                let problems = discrepancies(&order, ledger);
+                if !problems.is_empty() {
+                    found.push(Discrepancy {
+                        order_id: order.id,
+                        problems,
+                    });
+                }
+            }
+            for (order_id, _) in totals {
+                found.push(Discrepancy {
+                    order_id,
+                    problems: vec!["ledger entries for an order that does not exist".into()],
+                });
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
+        self.write_direct(move |tx| {
+            tx.execute(
+                "DELETE FROM idempotency WHERE created_at < ?1",
+                [before_millis],
+            )
+        })
+        .await
+    }
+
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        self.write_direct(|tx| {
+            let now = now();
+            let mut due = tx.prepare(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE closure IS NULL
+                 AND processor_reference IS NOT NULL AND expires_at <= ?1 LIMIT 1000"
+            ))?;
+            let orders = due
+                .query_map([now.millis()], |row| order_from_row(row).map(|(_, o)| o))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut swept = 0;
+            for order in orders {
+                if let Some(transition) = order.expire(now) {
+                    persist(tx, &transition)?;
+                    swept += 1;
+                }
+            }
+            Ok(swept)
+        })
+        .await
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    processor: Arc<dyn Processor>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            while group.len() < GROUP_COMMIT_WRITES_MAX {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let mut answers = Vec::with_capacity(group.len());
+        if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in group {
+                let _ = job.reply.send(Err(unavailable(&error)));
+            }
+            return;
+        }
+        for job in group {
+            let answer = self.execute_one(job.write);
+            answers.push((job.reply, answer));
+        }
+        let committed = self.conn.execute_batch("COMMIT");
+        if let Err(error) = committed {
+            tracing::error!(%error, "group commit failed");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            for (reply, _) in answers {
+                let _ = reply.send(Err(unavailable(&error)));
+            }
+            return;
+        }
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// One write inside its own savepoint: on any database error only this write is undone.
+    fn execute_one(&mut self, write: Write) -> Result<Executed, StoreError> {
+        let sp = self.conn.savepoint().map_err(unavailable)?;
+        match execute_write(&sp, self.processor.as_ref(), write) {
+            Ok(executed) => {
+                sp.commit().map_err(unavailable)?;
+                Ok(executed)
+            }
+            Err(error) => {
+                tracing::error!(%error, "write failed and was rolled back");
+                // Dropping the savepoint rolls it back.
+                Err(error)
+            }
+        }
+    }
+}
+
+fn execute_write(
+    conn: &Connection,
+    processor: &dyn Processor,
+    write: Write,
+) -> Result<Executed, StoreError> {
+    let Write {
+        merchant_id,
+        idempotency,
+        operation,
+        render,
+    } = write;
+    if let Some(claim) = &idempotency {
+        let stored: Option<(String, u16, String, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT fingerprint, status, content_type, body FROM idempotency
+                 WHERE merchant_id = ?1 AND scope = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![merchant_id, claim.scope, claim.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(unavailable)?;
+        if let Some((fingerprint, status, content_type, body)) = stored {
+            if fingerprint != claim.fingerprint {
+                return Err(StoreError::IdempotencyKeyReused);
+            }
+            return Ok(Executed {
+                response: StoredResponse {
+                    status,
+                    content_type,
+                    body,
+                },
+                replayed: true,
+            });
+        }
+    }
+    let now = now();
+    let outcome = apply(conn, processor, &merchant_id, operation, now).map_err(unavailable)?;
+    let response = render(&outcome);
+    let recorded = match &outcome {
+        Ok(_) => true,
+        Err(error) => error.is_recorded(),
+    };
+    if let (Some(claim), true) = (&idempotency, recorded) {
+        conn.prepare_cached(
+            "INSERT INTO idempotency
+             (merchant_id, scope, key, fingerprint, status, content_type, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                merchant_id,
+                claim.scope,
+                claim.key,
+                claim.fingerprint,
+                response.status,
+                response.content_type,
+                response.body,
+                now.millis()
+            ])
+        })
+        .map_err(unavailable)?;
+    }
+    Ok(Executed {
+        response,
+        replayed: false,
+    })
+}
+
+/// Loads, decides, persists. The outer `Result` is the database's; the inner one the domain's.
+fn apply(
+    conn: &Connection,
+    processor: &dyn Processor,
+    merchant_id: &str,
+    operation: Operation,
+    now: Timestamp,
+) -> rusqlite::Result<Result<Applied, WriteError>> {
+    let (transition, order_id) = match operation {
+        Operation::Create(new) => {
+            let taken = conn
+                .prepare_cached("SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2")?
+                .exists(params![merchant_id, new.reference])?;
+            if taken {
+                return Ok(Err(WriteError::ReferenceTaken));
+            }
+            let order_id = new.id.clone();
+            match Order::create(new, now, processor) {
+                Ok(transition) => {
+                    insert_order(conn, &transition.order)?;
+                    (transition, order_id)
+                }
+                Err(error) => return Ok(Err(WriteError::Refused(error))),
+            }
+        }
+        Operation::Capture { order, request } => {
+            let Some(record) = load_order(conn, merchant_id, &order, true)? else {
+                return Ok(Err(WriteError::OrderNotFound));
+            };
+            if let Some(reference) = &request.reference
+                && record
+                    .captures
+                    .iter()
+                    .any(|c| c.reference.as_ref() == Some(reference))
+            {
+                return Ok(Err(WriteError::OperationReferenceTaken));
+            }
+            match record.order.capture(request, now, processor) {
+                Ok(t) => (t, record.order.id),
+                Err(error) => return Ok(Err(WriteError::Refused(error))),
+            }
+        }
+        Operation::Void { order, amount } => {
+            let Some(record) = load_order(conn, merchant_id, &order, false)? else {
+                return Ok(Err(WriteError::OrderNotFound));
+            };
+            match record.order.void(amount, now) {
+                Ok(t) => (t, record.order.id),
+                Err(error) => return Ok(Err(WriteError::Refused(error))),
+            }
+        }
+        Operation::Refund { order, request } => {
+            let Some(record) = load_order(conn, merchant_id, &order, true)? else {
+                return Ok(Err(WriteError::OrderNotFound));
+            };
+            if let Some(reference) = &request.reference
+                && record
+                    .refunds
+                    .iter()
+                    .any(|r| r.reference.as_ref() == Some(reference))
+            {
+                return Ok(Err(WriteError::OperationReferenceTaken));
+            }
+            match record.order.refund(request, now) {
+                Ok(t) => (t, record.order.id),
+                Err(error) => return Ok(Err(WriteError::Refused(error))),
+            }
+        }
+    };
+    persist(conn, &transition)?;
+    let record = load_order(conn, merchant_id, &OrderLocator::Id(order_id), true)?
+        .ok_or_else(|| corrupt("order vanished inside its own transaction"))?;
+    Ok(Ok(Applied {
+        record,
+        capture: transition.capture,
+        refund: transition.refund,
+    }))
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnName(format!("corrupt or unexpected data: {what}"))
+}
+
+const ORDER_COLUMNS: &str = "number, id, merchant_id, reference, currency, amount, surcharge,
+    capture_mode, card_brand, card_last4, processor_reference, capture_partial, capture_multiple,
+    failure, captured_amount, released_amount, refunded_amount, closure, capture_count,
+    expires_at, created_at, updated_at, metadata";
+
+fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<()> {
+    let support = order.authorization.as_ref().map(|a| a.capture_support);
+    conn.prepare_cached(
+        "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
+         capture_mode, card_brand, card_last4, processor_reference, capture_partial,
+         capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
+         capture_count, expires_at, created_at, updated_at, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 0, 0, NULL, 0,
+                 ?14, ?15, ?15, ?16)",
+    )?
+    .execute(params![
+        order.id,
+        order.merchant_id,
+        order.reference,
+        order.currency.code(),
+        order.amount.minor_units(),
+        order.surcharge.minor_units(),
+        order.capture_mode.as_str(),
+        order.card_brand,
+        order.card_last4,
+        order.authorization.as_ref().map(|a| &a.processor_reference),
+        support.is_some_and(|s| s.partial),
+        support.is_some_and(|s| s.multiple),
+        order.failure.map(|f| f.code()),
+        order.expires_at.millis(),
+        order.created_at.millis(),
+        order.metadata,
+    ])?;
+    Ok(())
+}
+
+/// Writes the order's new totals, its new capture or refund, and appends its ledger entries.
+fn persist(conn: &Connection, transition: &Transition) -> rusqlite::Result<()> {
+    let order = &transition.order;
+    conn.prepare_cached(
+        "UPDATE orders SET captured_amount = ?2, released_amount = ?3, refunded_amount = ?4,
+         closure = ?5, capture_count = ?6, updated_at = ?7 WHERE id = ?1",
+    )?
+    .execute(params![
+        order.id,
+        order.captured_amount.minor_units(),
+        order.released_amount.minor_units(),
+        order.refunded_amount.minor_units(),
+        order.closure.map(Closure::as_str),
+        order.capture_count,
+        order.updated_at.millis(),
+    ])?;
+    if let Some(capture) = &transition.capture {
+        let shipping = capture.shipping.clone().unwrap_or_default();
+        conn.prepare_cached(
+            "INSERT INTO captures (id, order_id, amount, reference, is_final, invoice_id,
+             description, reason, has_shipping, carrier, shipping_method, tracking_code, metadata,
+             created_at, settles_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            capture.id,
+            capture.order_id,
+            capture.amount.minor_units(),
+            capture.reference,
+            capture.is_final,
+            capture.invoice_id,
+            capture.description,
+            capture.reason,
+            capture.shipping.is_some(),
+            shipping.carrier,
+            shipping.method,
+            shipping.tracking_code,
+            capture.metadata,
+            capture.created_at.millis(),
+            capture.settles_at.map(Timestamp::millis),
+        ])?;
+    }
+    if let Some(refund) = &transition.refund {
+        conn.prepare_cached(
+            "INSERT INTO refunds (id, order_id, amount, reference, reason, metadata, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            refund.id,
+            refund.order_id,
+            refund.amount.minor_units(),
+            refund.reference,
+            refund.reason,
+            refund.metadata,
+            refund.created_at.millis(),
+        ])?;
+    }
+    for entry in &transition.ledger {
+        append_ledger(conn, entry)?;
+    }
+    Ok(())
+}
+
+fn append_ledger(conn: &Connection, entry: &LedgerEntry) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        entry.order_id,
+        entry.kind.as_str(),
+        entry.amount.minor_units(),
+        entry.source_id,
+        entry.at.millis(),
+    ])?;
+    Ok(())
+}
+
+fn amount(row: &Row, index: usize) -> rusqlite::Result<Amount> {
+    Amount::new(row.get(index)?).map_err(|_| corrupt("amount"))
+}
+
+fn order_from_row(row: &Row) -> rusqlite::Result<(i64, Order)> {
+    let currency: String = row.get(4)?;
+    let capture_mode: String = row.get(7)?;
+    let processor_reference: Option<String> = row.get(10)?;
+    let failure: Option<String> = row.get(13)?;
+    let closure: Option<String> = row.get(17)?;
+    let order = Order {
+        id: row.get(1)?,
+        merchant_id: row.get(2)?,
+        reference: row.get(3)?,
+        currency: Currency::parse(&currency).map_err(|_| corrupt("currency"))?,
+        amount: amount(row, 5)?,
+        surcharge: amount(row, 6)?,
+        capture_mode: CaptureMode::parse(&capture_mode).ok_or_else(|| corrupt("capture mode"))?,
+        card_brand: row.get(8)?,
+        card_last4: row.get(9)?,
+        authorization: processor_reference.map(|processor_reference| Authorization {
+            processor_reference,
+            capture_support: CaptureSupport {
+                partial: row.get(11).unwrap_or(false),
+                multiple: row.get(12).unwrap_or(false),
+            },
+        }),
+        failure: match failure {
+            Some(code) => {
+                Some(AuthorizationFailure::parse(&code).ok_or_else(|| corrupt("failure"))?)
+            }
+            None => None,
+        },
+        captured_amount: amount(row, 14)?,
+        released_amount: amount(row, 15)?,
+        refunded_amount: amount(row, 16)?,
+        closure: match closure {
+            Some(text) => Some(Closure::parse(&text).ok_or_else(|| corrupt("closure"))?),
+            None => None,
+        },
+        capture_count: row.get(18)?,
+        expires_at: Timestamp(row.get(19)?),
+        created_at: Timestamp(row.get(20)?),
+        updated_at: Timestamp(row.get(21)?),
+        metadata: row.get(22)?,
+    };
+    Ok((row.get(0)?, order))
+}
+
+fn load_order(
+    conn: &Connection,
+    merchant_id: &str,
+    locator: &OrderLocator,
+    with_details: bool,
+) -> rusqlite::Result<Option<OrderRecord>> {
+    let (column, value) = match locator {
+        OrderLocator::Id(id) => ("id", id),
+        OrderLocator::Reference(reference) => ("reference", reference),
+    };
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND {column} = ?2"
+        ))?
+        .query_row(params![merchant_id, value], order_from_row)
+        .optional()?;
+    let Some((number, order)) = found else {
+        return Ok(None);
+    };
+    let mut record = OrderRecord {
+        number,
+        order,
+        captures: Vec::new(),
+        refunds: Vec::new(),
+    };
+    if with_details || record.order.capture_count > 0 || !record.order.refunded_amount.is_zero() {
+        load_details(conn, &mut record)?;
+    }
+    Ok(Some(record))
+}
+
+fn load_details(conn: &Connection, record: &mut OrderRecord) -> rusqlite::Result<()> {
+    let mut captures = conn.prepare_cached(
+        "SELECT id, order_id, amount, reference, is_final, invoice_id, description, reason,
+         has_shipping, carrier, shipping_method, tracking_code, metadata, created_at, settles_at
+         FROM captures WHERE order_id = ?1 ORDER BY created_at, rowid",
+    )?;
+    record.captures = captures
+        .query_map([&record.order.id], |row| {
+            let has_shipping: bool = row.get(8)?;
+            Ok(Capture {
+                id: row.get(0)?,
+                order_id: row.get(1)?,
+                amount: amount(row, 2)?,
+                reference: row.get(3)?,
+                is_final: row.get(4)?,
+                invoice_id: row.get(5)?,
+                description: row.get(6)?,
+                reason: row.get(7)?,
+                shipping: match has_shipping {
+                    true => Some(Shipping {
+                        carrier: row.get(9)?,
+                        method: row.get(10)?,
+                        tracking_code: row.get(11)?,
+                    }),
+                    false => None,
+                },
+                metadata: row.get(12)?,
+                created_at: Timestamp(row.get(13)?),
+                settles_at: row.get::<_, Option<i64>>(14)?.map(Timestamp),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut refunds = conn.prepare_cached(
+        "SELECT id, order_id, amount, reference, reason, metadata, created_at
+         FROM refunds WHERE order_id = ?1 ORDER BY created_at, rowid",
+    )?;
+    record.refunds = refunds
+        .query_map([&record.order.id], |row| {
+            Ok(Refund {
+                id: row.get(0)?,
+                order_id: row.get(1)?,
+                amount: amount(row, 2)?,
+                reference: row.get(3)?,
+                reason: row.get(4)?,
+                metadata: row.get(5)?,
+                created_at: Timestamp(row.get(6)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(())
+}
+
+fn list_orders(
+    conn: &Connection,
+    merchant_id: &str,
+    query: &ListQuery,
+) -> rusqlite::Result<Vec<OrderRecord>> {
+    let before: i64 = match &query.starting_after {
+        Some(id) => match conn
+            .prepare_cached("SELECT number FROM orders WHERE merchant_id = ?1 AND id = ?2")?
+            .query_row(params![merchant_id, id], |r| r.get(0))
+            .optional()?
+        {
+            Some(number) => number,
+            None => return Ok(Vec::new()),
+        },
+        None => i64::MAX,
+    };
+    let now = now();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND number < ?2
+         AND (?3 IS NULL OR reference = ?3) ORDER BY number DESC"
+    ))?;
+    let mut rows = statement.query(params![merchant_id, before, query.reference])?;
+    let mut records = Vec::new();
+    // The status is derived from the clock, so it is filtered here rather than in SQL.
+    while let Some(row) = rows.next()? {
+        let (number, order) = order_from_row(row)?;
+        if query
+            .status
+            .is_some_and(|status| order.status(now) != status)
+        {
+            continue;
+        }
+        records.push(OrderRecord {
+            number,
+            order,
+            captures: Vec::new(),
+            refunds: Vec::new(),
+        });
+        if records.len() >= query.limit as usize {
+            break;
+        }
+    }
+    for record in &mut records {
+        load_details(conn, record)?;
+    }
+    Ok(records)
+}
