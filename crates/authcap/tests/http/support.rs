@@ -166,3 +166,55 @@ pub const SETTLES_LATER: &str = "4000000000000259";
 pub async fn json_of(response: Response) -> Value {
     response.json().await.unwrap()
 }
+
+/// Where `scripts/install-sdks.sh` puts the official provider SDKs.
+fn sdk_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.sdk")
+}
+
+/// Runs an SDK compatibility script (`tests/sdk/NAME`, Python or Node by extension) with
+/// `args`, and asserts it exits 0. Skips, saying so, when the SDKs are not installed — unless
+/// `AUTHCAP_REQUIRE_SDK_TESTS=1`, which `.ci/run` sets.
+pub async fn run_sdk_script(name: &str, args: &[&str]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(name);
+    let (program, env): (std::path::PathBuf, Vec<(&str, std::path::PathBuf)>) =
+        if name.ends_with(".py") {
+            (sdk_dir().join("venv/bin/python"), vec![])
+        } else {
+            (
+                "node".into(),
+                vec![("NODE_PATH", sdk_dir().join("node/node_modules"))],
+            )
+        };
+    let installed = if name.ends_with(".py") {
+        program.exists()
+    } else {
+        sdk_dir().join("node/node_modules").exists()
+    };
+    if !installed {
+        if std::env::var("AUTHCAP_REQUIRE_SDK_TESTS").as_deref() == Ok("1") {
+            panic!("SDKs are not installed: run scripts/install-sdks.sh");
+        }
+        eprintln!("SKIPPED {name}: provider SDKs not installed (run scripts/install-sdks.sh)");
+        return;
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(program);
+        command.arg(&script).args(&args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run the SDK script")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{name} failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
