@@ -1,3 +1,4 @@
+#![allow(dead_code)] // Each test module uses its own subset of these helpers.
 //! A real Authcap server on an ephemeral port, over a fresh database, for each test.
 
 use std::path::PathBuf;
