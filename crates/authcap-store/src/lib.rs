@@ -6,6 +6,7 @@
 //! wire format is known here: responses are opaque bytes rendered by the caller's closure.
 
 mod idempotency;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;

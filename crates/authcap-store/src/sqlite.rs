@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authcap_core::ledger::{LedgerTotals, discrepancies};
-use authcap_core::order::{AuthorizationFailure, Closure};
-use authcap_core::{
-    Amount, Authorization, Capture, CaptureMode, CaptureSupport, Currency, LedgerEntry, LedgerKind,
-    Order, Processor, Refund, Shipping, Timestamp, Transition,
-};
+use authcap_core::order::Closure;
+use authcap_core::{LedgerEntry, LedgerKind, Order, Processor, Timestamp, Transition};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
+use crate::rows::{
+    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow, REFUND_COLUMNS,
+    RefundRow,
+};
 use crate::{
     Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
     OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError,
@@ -150,7 +151,7 @@ impl SqliteStore {
         merchant_id: String,
         locator: OrderLocator,
     ) -> Result<Option<OrderRecord>, StoreError> {
-        self.read(move |conn| load_order(conn, &merchant_id, &locator, false))
+        self.read(move |conn| load_order(conn, &merchant_id, &locator))
             .await
     }
 
@@ -195,7 +196,7 @@ impl SqliteStore {
                 .query_row(params![merchant_id, reference], |r| r.get(0))
                 .optional()?;
             match order_id {
-                Some(id) => load_order(conn, &merchant_id, &OrderLocator::Id(id), true),
+                Some(id) => load_order(conn, &merchant_id, &OrderLocator::Id(id)),
                 None => Ok(None),
             }
         })
@@ -459,85 +460,33 @@ fn apply(
     operation: Operation,
     now: Timestamp,
 ) -> rusqlite::Result<Result<Applied, WriteError>> {
-    let (transition, order_id) = match operation {
-        Operation::Create(new) => {
-            let taken = conn
+    let loaded = match (&operation, rows::target(&operation)) {
+        (Operation::Create(new), _) => Loaded::NewOrder {
+            reference_taken: conn
                 .prepare_cached("SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2")?
-                .exists(params![merchant_id, new.reference])?;
-            if taken {
-                return Ok(Err(WriteError::ReferenceTaken));
-            }
-            let order_id = new.id.clone();
-            match Order::create(new, now, processor) {
-                Ok(transition) => {
-                    insert_order(conn, &transition.order)?;
-                    (transition, order_id)
-                }
-                Err(error) => return Ok(Err(WriteError::Refused(error))),
-            }
-        }
-        Operation::Capture { order, request } => {
-            let Some(record) = load_order(conn, merchant_id, &order, true)? else {
-                return Ok(Err(WriteError::OrderNotFound));
-            };
-            if let Some(reference) = &request.reference
-                && record
-                    .captures
-                    .iter()
-                    .any(|c| c.reference.as_ref() == Some(reference))
-            {
-                return Ok(Err(WriteError::OperationReferenceTaken));
-            }
-            match record.order.capture(request, now, processor) {
-                Ok(t) => (t, record.order.id),
-                Err(error) => return Ok(Err(WriteError::Refused(error))),
-            }
-        }
-        Operation::Void { order, amount } => {
-            let Some(record) = load_order(conn, merchant_id, &order, false)? else {
-                return Ok(Err(WriteError::OrderNotFound));
-            };
-            match record.order.void(amount, now) {
-                Ok(t) => (t, record.order.id),
-                Err(error) => return Ok(Err(WriteError::Refused(error))),
-            }
-        }
-        Operation::Refund { order, request } => {
-            let Some(record) = load_order(conn, merchant_id, &order, true)? else {
-                return Ok(Err(WriteError::OrderNotFound));
-            };
-            if let Some(reference) = &request.reference
-                && record
-                    .refunds
-                    .iter()
-                    .any(|r| r.reference.as_ref() == Some(reference))
-            {
-                return Ok(Err(WriteError::OperationReferenceTaken));
-            }
-            match record.order.refund(request, now) {
-                Ok(t) => (t, record.order.id),
-                Err(error) => return Ok(Err(WriteError::Refused(error))),
-            }
-        }
+                .exists(params![merchant_id, new.reference])?,
+        },
+        (_, Some(locator)) => Loaded::Existing(load_order(conn, merchant_id, locator)?),
+        (_, None) => Loaded::Existing(None),
     };
+    let creating = matches!(operation, Operation::Create(_));
+    let transition = match rows::decide(operation, loaded, now, processor) {
+        Ok(transition) => transition,
+        Err(error) => return Ok(Err(error)),
+    };
+    if creating {
+        insert_order(conn, &transition.order)?;
+    }
     persist(conn, &transition)?;
-    let record = load_order(conn, merchant_id, &OrderLocator::Id(order_id), true)?
+    let locator = OrderLocator::Id(transition.order.id.clone());
+    let record = load_order(conn, merchant_id, &locator)?
         .ok_or_else(|| corrupt("order vanished inside its own transaction"))?;
-    Ok(Ok(Applied {
-        record,
-        capture: transition.capture,
-        refund: transition.refund,
-    }))
+    Ok(Ok(Applied { record, capture: transition.capture, refund: transition.refund }))
 }
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnName(format!("corrupt or unexpected data: {what}"))
 }
-
-const ORDER_COLUMNS: &str = "number, id, merchant_id, reference, currency, amount, surcharge,
-    capture_mode, card_brand, card_last4, processor_reference, capture_partial, capture_multiple,
-    failure, captured_amount, released_amount, refunded_amount, closure, capture_count,
-    expires_at, created_at, updated_at, metadata";
 
 fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<()> {
     let support = order.authorization.as_ref().map(|a| a.capture_support);
@@ -587,29 +536,27 @@ fn persist(conn: &Connection, transition: &Transition) -> rusqlite::Result<()> {
         order.updated_at.millis(),
     ])?;
     if let Some(capture) = &transition.capture {
-        let shipping = capture.shipping.clone().unwrap_or_default();
-        conn.prepare_cached(
-            "INSERT INTO captures (id, order_id, amount, reference, is_final, invoice_id,
-             description, reason, has_shipping, carrier, shipping_method, tracking_code, metadata,
-             created_at, settles_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
+        let row = CaptureRow::of(capture);
+        conn.prepare_cached(&format!(
+            "INSERT INTO captures ({CAPTURE_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ))?
         .execute(params![
-            capture.id,
-            capture.order_id,
-            capture.amount.minor_units(),
-            capture.reference,
-            capture.is_final,
-            capture.invoice_id,
-            capture.description,
-            capture.reason,
-            capture.shipping.is_some(),
-            shipping.carrier,
-            shipping.method,
-            shipping.tracking_code,
-            capture.metadata,
-            capture.created_at.millis(),
-            capture.settles_at.map(Timestamp::millis),
+            row.id,
+            row.order_id,
+            row.amount,
+            row.reference,
+            row.is_final,
+            row.invoice_id,
+            row.description,
+            row.reason,
+            row.has_shipping,
+            row.carrier,
+            row.shipping_method,
+            row.tracking_code,
+            row.metadata,
+            row.created_at,
+            row.settles_at,
         ])?;
     }
     if let Some(refund) = &transition.refund {
@@ -647,60 +594,44 @@ fn append_ledger(conn: &Connection, entry: &LedgerEntry) -> rusqlite::Result<()>
     Ok(())
 }
 
-fn amount(row: &Row, index: usize) -> rusqlite::Result<Amount> {
-    Amount::new(row.get(index)?).map_err(|_| corrupt("amount"))
-}
-
 fn order_from_row(row: &Row) -> rusqlite::Result<(i64, Order)> {
-    let currency: String = row.get(4)?;
-    let capture_mode: String = row.get(7)?;
-    let processor_reference: Option<String> = row.get(10)?;
-    let failure: Option<String> = row.get(13)?;
-    let closure: Option<String> = row.get(17)?;
-    let order = Order {
+    OrderRow {
+        number: row.get(0)?,
         id: row.get(1)?,
         merchant_id: row.get(2)?,
         reference: row.get(3)?,
-        currency: Currency::parse(&currency).map_err(|_| corrupt("currency"))?,
-        amount: amount(row, 5)?,
-        surcharge: amount(row, 6)?,
-        capture_mode: CaptureMode::parse(&capture_mode).ok_or_else(|| corrupt("capture mode"))?,
+        currency: row.get(4)?,
+        amount: row.get(5)?,
+        surcharge: row.get(6)?,
+        capture_mode: row.get(7)?,
         card_brand: row.get(8)?,
         card_last4: row.get(9)?,
-        authorization: processor_reference.map(|processor_reference| Authorization {
-            processor_reference,
-            capture_support: CaptureSupport {
-                partial: row.get(11).unwrap_or(false),
-                multiple: row.get(12).unwrap_or(false),
-            },
-        }),
-        failure: match failure {
-            Some(code) => {
-                Some(AuthorizationFailure::parse(&code).ok_or_else(|| corrupt("failure"))?)
-            }
-            None => None,
-        },
-        captured_amount: amount(row, 14)?,
-        released_amount: amount(row, 15)?,
-        refunded_amount: amount(row, 16)?,
-        closure: match closure {
-            Some(text) => Some(Closure::parse(&text).ok_or_else(|| corrupt("closure"))?),
-            None => None,
-        },
+        processor_reference: row.get(10)?,
+        capture_partial: row.get(11)?,
+        capture_multiple: row.get(12)?,
+        failure: row.get(13)?,
+        captured_amount: row.get(14)?,
+        released_amount: row.get(15)?,
+        refunded_amount: row.get(16)?,
+        closure: row.get(17)?,
         capture_count: row.get(18)?,
-        expires_at: Timestamp(row.get(19)?),
-        created_at: Timestamp(row.get(20)?),
-        updated_at: Timestamp(row.get(21)?),
+        expires_at: row.get(19)?,
+        created_at: row.get(20)?,
+        updated_at: row.get(21)?,
         metadata: row.get(22)?,
-    };
-    Ok((row.get(0)?, order))
+    }
+    .into_order()
+    .map_err(from_corrupt)
+}
+
+fn from_corrupt(error: CorruptData) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
 
 fn load_order(
     conn: &Connection,
     merchant_id: &str,
     locator: &OrderLocator,
-    with_details: bool,
 ) -> rusqlite::Result<Option<OrderRecord>> {
     let (column, value) = match locator {
         OrderLocator::Id(id) => ("id", id),
@@ -715,65 +646,54 @@ fn load_order(
     let Some((number, order)) = found else {
         return Ok(None);
     };
-    let mut record = OrderRecord {
-        number,
-        order,
-        captures: Vec::new(),
-        refunds: Vec::new(),
-    };
-    if with_details || record.order.capture_count > 0 || !record.order.refunded_amount.is_zero() {
-        load_details(conn, &mut record)?;
-    }
+    let mut record = OrderRecord { number, order, captures: Vec::new(), refunds: Vec::new() };
+    load_details(conn, &mut record)?;
     Ok(Some(record))
 }
 
 fn load_details(conn: &Connection, record: &mut OrderRecord) -> rusqlite::Result<()> {
-    let mut captures = conn.prepare_cached(
-        "SELECT id, order_id, amount, reference, is_final, invoice_id, description, reason,
-         has_shipping, carrier, shipping_method, tracking_code, metadata, created_at, settles_at
-         FROM captures WHERE order_id = ?1 ORDER BY created_at, rowid",
-    )?;
+    let mut captures = conn.prepare_cached(&format!(
+        "SELECT {CAPTURE_COLUMNS} FROM captures WHERE order_id = ?1 ORDER BY created_at, rowid"
+    ))?;
     record.captures = captures
         .query_map([&record.order.id], |row| {
-            let has_shipping: bool = row.get(8)?;
-            Ok(Capture {
+            CaptureRow {
                 id: row.get(0)?,
                 order_id: row.get(1)?,
-                amount: amount(row, 2)?,
+                amount: row.get(2)?,
                 reference: row.get(3)?,
                 is_final: row.get(4)?,
                 invoice_id: row.get(5)?,
                 description: row.get(6)?,
                 reason: row.get(7)?,
-                shipping: match has_shipping {
-                    true => Some(Shipping {
-                        carrier: row.get(9)?,
-                        method: row.get(10)?,
-                        tracking_code: row.get(11)?,
-                    }),
-                    false => None,
-                },
+                has_shipping: row.get(8)?,
+                carrier: row.get(9)?,
+                shipping_method: row.get(10)?,
+                tracking_code: row.get(11)?,
                 metadata: row.get(12)?,
-                created_at: Timestamp(row.get(13)?),
-                settles_at: row.get::<_, Option<i64>>(14)?.map(Timestamp),
-            })
+                created_at: row.get(13)?,
+                settles_at: row.get(14)?,
+            }
+            .into_capture()
+            .map_err(from_corrupt)
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut refunds = conn.prepare_cached(
-        "SELECT id, order_id, amount, reference, reason, metadata, created_at
-         FROM refunds WHERE order_id = ?1 ORDER BY created_at, rowid",
-    )?;
+    let mut refunds = conn.prepare_cached(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = ?1 ORDER BY created_at, rowid"
+    ))?;
     record.refunds = refunds
         .query_map([&record.order.id], |row| {
-            Ok(Refund {
+            RefundRow {
                 id: row.get(0)?,
                 order_id: row.get(1)?,
-                amount: amount(row, 2)?,
+                amount: row.get(2)?,
                 reference: row.get(3)?,
                 reason: row.get(4)?,
                 metadata: row.get(5)?,
-                created_at: Timestamp(row.get(6)?),
-            })
+                created_at: row.get(6)?,
+            }
+            .into_refund()
+            .map_err(from_corrupt)
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(())

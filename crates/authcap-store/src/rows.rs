@@ -1,0 +1,259 @@
+//! What both backends share: plain rows as the database holds them, their conversion into
+//! domain types, and the decision step between loading an order and persisting it.
+
+use authcap_core::order::{AuthorizationFailure, Closure};
+use authcap_core::{
+    Amount, Authorization, Capture, CaptureMode, CaptureSupport, Currency, Order, Processor,
+    Refund, Shipping, Timestamp, Transition,
+};
+
+use crate::{Operation, OrderRecord, WriteError};
+
+/// Data in the database that the domain cannot accept: a bug or tampering, never client input.
+#[derive(Debug)]
+pub struct CorruptData(pub String);
+
+impl std::fmt::Display for CorruptData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "corrupt or unexpected data: {}", self.0)
+    }
+}
+
+impl std::error::Error for CorruptData {}
+
+fn amount(value: i64, what: &str) -> Result<Amount, CorruptData> {
+    Amount::new(value).map_err(|_| CorruptData(format!("{what} {value}")))
+}
+
+/// The columns of `orders`, in the order every backend selects them.
+pub const ORDER_COLUMNS: &str = "number, id, merchant_id, reference, currency, amount, surcharge,
+    capture_mode, card_brand, card_last4, processor_reference, capture_partial, capture_multiple,
+    failure, captured_amount, released_amount, refunded_amount, closure, capture_count,
+    expires_at, created_at, updated_at, metadata";
+
+pub const CAPTURE_COLUMNS: &str = "id, order_id, amount, reference, is_final, invoice_id,
+    description, reason, has_shipping, carrier, shipping_method, tracking_code, metadata,
+    created_at, settles_at";
+
+pub const REFUND_COLUMNS: &str = "id, order_id, amount, reference, reason, metadata, created_at";
+
+pub struct OrderRow {
+    pub number: i64,
+    pub id: String,
+    pub merchant_id: String,
+    pub reference: String,
+    pub currency: String,
+    pub amount: i64,
+    pub surcharge: i64,
+    pub capture_mode: String,
+    pub card_brand: String,
+    pub card_last4: String,
+    pub processor_reference: Option<String>,
+    pub capture_partial: bool,
+    pub capture_multiple: bool,
+    pub failure: Option<String>,
+    pub captured_amount: i64,
+    pub released_amount: i64,
+    pub refunded_amount: i64,
+    pub closure: Option<String>,
+    pub capture_count: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub metadata: String,
+}
+
+impl OrderRow {
+    pub fn into_order(self) -> Result<(i64, Order), CorruptData> {
+        let order = Order {
+            currency: Currency::parse(&self.currency)
+                .map_err(|_| CorruptData(format!("currency {}", self.currency)))?,
+            amount: amount(self.amount, "amount")?,
+            surcharge: amount(self.surcharge, "surcharge")?,
+            capture_mode: CaptureMode::parse(&self.capture_mode)
+                .ok_or_else(|| CorruptData(format!("capture mode {}", self.capture_mode)))?,
+            authorization: self.processor_reference.map(|processor_reference| Authorization {
+                processor_reference,
+                capture_support: CaptureSupport {
+                    partial: self.capture_partial,
+                    multiple: self.capture_multiple,
+                },
+            }),
+            failure: self
+                .failure
+                .map(|code| {
+                    AuthorizationFailure::parse(&code)
+                        .ok_or_else(|| CorruptData(format!("failure {code}")))
+                })
+                .transpose()?,
+            captured_amount: amount(self.captured_amount, "captured amount")?,
+            released_amount: amount(self.released_amount, "released amount")?,
+            refunded_amount: amount(self.refunded_amount, "refunded amount")?,
+            closure: self
+                .closure
+                .map(|text| {
+                    Closure::parse(&text).ok_or_else(|| CorruptData(format!("closure {text}")))
+                })
+                .transpose()?,
+            capture_count: u32::try_from(self.capture_count)
+                .map_err(|_| CorruptData("capture count".into()))?,
+            expires_at: Timestamp(self.expires_at),
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+            id: self.id,
+            merchant_id: self.merchant_id,
+            reference: self.reference,
+            card_brand: self.card_brand,
+            card_last4: self.card_last4,
+            metadata: self.metadata,
+        };
+        Ok((self.number, order))
+    }
+}
+
+pub struct CaptureRow {
+    pub id: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub reference: Option<String>,
+    pub is_final: bool,
+    pub invoice_id: Option<String>,
+    pub description: Option<String>,
+    pub reason: Option<String>,
+    pub has_shipping: bool,
+    pub carrier: Option<String>,
+    pub shipping_method: Option<String>,
+    pub tracking_code: Option<String>,
+    pub metadata: String,
+    pub created_at: i64,
+    pub settles_at: Option<i64>,
+}
+
+impl CaptureRow {
+    pub fn into_capture(self) -> Result<Capture, CorruptData> {
+        Ok(Capture {
+            amount: amount(self.amount, "capture amount")?,
+            shipping: self.has_shipping.then_some(Shipping {
+                carrier: self.carrier,
+                method: self.shipping_method,
+                tracking_code: self.tracking_code,
+            }),
+            created_at: Timestamp(self.created_at),
+            settles_at: self.settles_at.map(Timestamp),
+            id: self.id,
+            order_id: self.order_id,
+            reference: self.reference,
+            is_final: self.is_final,
+            invoice_id: self.invoice_id,
+            description: self.description,
+            reason: self.reason,
+            metadata: self.metadata,
+        })
+    }
+
+    pub fn of(capture: &Capture) -> CaptureRow {
+        let shipping = capture.shipping.clone().unwrap_or_default();
+        CaptureRow {
+            id: capture.id.clone(),
+            order_id: capture.order_id.clone(),
+            amount: capture.amount.minor_units(),
+            reference: capture.reference.clone(),
+            is_final: capture.is_final,
+            invoice_id: capture.invoice_id.clone(),
+            description: capture.description.clone(),
+            reason: capture.reason.clone(),
+            has_shipping: capture.shipping.is_some(),
+            carrier: shipping.carrier,
+            shipping_method: shipping.method,
+            tracking_code: shipping.tracking_code,
+            metadata: capture.metadata.clone(),
+            created_at: capture.created_at.millis(),
+            settles_at: capture.settles_at.map(Timestamp::millis),
+        }
+    }
+}
+
+pub struct RefundRow {
+    pub id: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub reference: Option<String>,
+    pub reason: Option<String>,
+    pub metadata: String,
+    pub created_at: i64,
+}
+
+impl RefundRow {
+    pub fn into_refund(self) -> Result<Refund, CorruptData> {
+        Ok(Refund {
+            amount: amount(self.amount, "refund amount")?,
+            created_at: Timestamp(self.created_at),
+            id: self.id,
+            order_id: self.order_id,
+            reference: self.reference,
+            reason: self.reason,
+            metadata: self.metadata,
+        })
+    }
+}
+
+/// What a backend loaded for an operation before the core decides.
+pub enum Loaded {
+    /// For a create: whether the merchant's reference is already taken.
+    NewOrder { reference_taken: bool },
+    /// For anything else: the order (locked by the backend), if the merchant has it.
+    Existing(Option<OrderRecord>),
+}
+
+/// The core's decision on an operation, given what was loaded. Pure apart from the processor.
+pub fn decide(
+    operation: Operation,
+    loaded: Loaded,
+    now: Timestamp,
+    processor: &dyn Processor,
+) -> Result<Transition, WriteError> {
+    let refused = WriteError::Refused;
+    let record = match (&operation, loaded) {
+        (Operation::Create(_), Loaded::NewOrder { reference_taken: true }) => {
+            return Err(WriteError::ReferenceTaken);
+        }
+        (Operation::Create(_), _) => None,
+        (_, Loaded::Existing(Some(record))) => Some(record),
+        (_, _) => return Err(WriteError::OrderNotFound),
+    };
+    match (operation, record) {
+        (Operation::Create(new), _) => Order::create(new, now, processor).map_err(refused),
+        (Operation::Capture { request, .. }, Some(record)) => {
+            let taken = request.reference.as_ref().is_some_and(|reference| {
+                record.captures.iter().any(|c| c.reference.as_ref() == Some(reference))
+            });
+            if taken {
+                return Err(WriteError::OperationReferenceTaken);
+            }
+            record.order.capture(request, now, processor).map_err(refused)
+        }
+        (Operation::Void { amount, .. }, Some(record)) => {
+            record.order.void(amount, now).map_err(refused)
+        }
+        (Operation::Refund { request, .. }, Some(record)) => {
+            let taken = request.reference.as_ref().is_some_and(|reference| {
+                record.refunds.iter().any(|r| r.reference.as_ref() == Some(reference))
+            });
+            if taken {
+                return Err(WriteError::OperationReferenceTaken);
+            }
+            record.order.refund(request, now).map_err(refused)
+        }
+        (_, None) => Err(WriteError::OrderNotFound),
+    }
+}
+
+/// The order an operation targets, if it targets an existing one.
+pub fn target(operation: &Operation) -> Option<&crate::OrderLocator> {
+    match operation {
+        Operation::Create(_) => None,
+        Operation::Capture { order, .. }
+        | Operation::Void { order, .. }
+        | Operation::Refund { order, .. } => Some(order),
+    }
+}
