@@ -6,6 +6,7 @@
 //! wire format is known here: responses are opaque bytes rendered by the caller's closure.
 
 mod idempotency;
+mod postgres;
 mod rows;
 mod sqlite;
 
@@ -17,6 +18,7 @@ use authcap_core::{
 };
 
 pub use idempotency::InFlight;
+pub use postgres::PoolSettings;
 
 /// How a write finds its order: by Authcap id or by the merchant's own reference.
 #[derive(Clone, Debug)]
@@ -187,25 +189,58 @@ pub struct Discrepancy {
 }
 
 #[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<sqlite::SqliteStore>),
+    Postgres(Arc<postgres::PostgresStore>),
+}
+
+/// Calls the same method on whichever backend the store has.
+macro_rules! dispatch {
+    ($store:expr, $method:ident($($arg:expr),*)) => {
+        match &$store.backend {
+            Backend::Sqlite(backend) => backend.$method($($arg),*).await,
+            Backend::Postgres(backend) => backend.$method($($arg),*).await,
+        }
+    };
+}
+
+#[derive(Clone)]
 pub struct Store {
-    backend: Arc<sqlite::SqliteStore>,
+    backend: Backend,
     in_flight: InFlight,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database named by `url`: `sqlite://path` or a bare path.
-    pub fn open(url: &str, processor: Arc<dyn Processor>) -> Result<Store, StoreError> {
-        let path = url.strip_prefix("sqlite://").unwrap_or(url);
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(StoreError::Unavailable(
-                "PostgreSQL is not supported by this build yet".into(),
-            ));
-        }
-        let backend = sqlite::SqliteStore::open(path, processor)?;
+    /// Opens the database named by `url`, creating and migrating it as needed:
+    /// `postgres://…` / `postgresql://…` for PostgreSQL; `sqlite://PATH` or a bare path for SQLite.
+    pub async fn open(url: &str, processor: Arc<dyn Processor>) -> Result<Store, StoreError> {
+        Store::open_with(url, processor, PoolSettings::default()).await
+    }
+
+    pub async fn open_with(
+        url: &str,
+        processor: Arc<dyn Processor>,
+        pool: PoolSettings,
+    ) -> Result<Store, StoreError> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Arc::new(
+                postgres::PostgresStore::open(url, processor, pool).await?,
+            ))
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Backend::Sqlite(Arc::new(sqlite::SqliteStore::open(path, processor)?))
+        };
         Ok(Store {
-            backend: Arc::new(backend),
+            backend,
             in_flight: InFlight::default(),
         })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
@@ -213,7 +248,7 @@ impl Store {
             Some(claim) => Some(self.in_flight.enter(&write.merchant_id, claim)?),
             None => None,
         };
-        self.backend.execute(write).await
+        dispatch!(self, execute(write))
     }
 
     pub async fn order(
@@ -221,7 +256,7 @@ impl Store {
         merchant_id: &str,
         locator: OrderLocator,
     ) -> Result<Option<OrderRecord>, StoreError> {
-        self.backend.order(merchant_id.to_owned(), locator).await
+        dispatch!(self, order(merchant_id.to_owned(), locator.clone()))
     }
 
     pub async fn orders(
@@ -229,11 +264,11 @@ impl Store {
         merchant_id: &str,
         query: ListQuery,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        self.backend.orders(merchant_id.to_owned(), query).await
+        dispatch!(self, orders(merchant_id.to_owned(), query.clone()))
     }
 
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
-        self.backend.create_merchant(merchant).await
+        dispatch!(self, create_merchant(merchant))
     }
 
     /// The order holding the capture with this reference, among all the merchant's orders.
@@ -242,13 +277,14 @@ impl Store {
         merchant_id: &str,
         reference: &str,
     ) -> Result<Option<OrderRecord>, StoreError> {
-        self.backend
-            .order_by_capture_reference(merchant_id.to_owned(), reference.to_owned())
-            .await
+        dispatch!(
+            self,
+            order_by_capture_reference(merchant_id.to_owned(), reference.to_owned())
+        )
     }
 
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
-        self.backend.merchant_count().await
+        dispatch!(self, merchant_count())
     }
 
     /// The merchant owning a credential with this kind and hash.
@@ -257,7 +293,7 @@ impl Store {
         kind: CredentialKind,
         hash: String,
     ) -> Result<Option<String>, StoreError> {
-        self.backend.merchant_by_credential(kind, hash).await
+        dispatch!(self, merchant_by_credential(kind, hash.clone()))
     }
 
     /// A server-wide setting, created with `generate` the first time it is asked for.
@@ -266,25 +302,23 @@ impl Store {
         name: &str,
         generate: impl FnOnce() -> String + Send + 'static,
     ) -> Result<String, StoreError> {
-        self.backend
-            .setting(name.to_owned(), Box::new(generate))
-            .await
+        dispatch!(self, setting(name.to_owned(), Box::new(generate)))
     }
 
     /// Every order whose totals disagree with its ledger or break an invariant.
     pub async fn check(&self) -> Result<Vec<Discrepancy>, StoreError> {
-        self.backend.check().await
+        dispatch!(self, check())
     }
 
     /// Deletes idempotency records created before `before_millis`.
     pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
-        self.backend.prune_idempotency(before_millis).await
+        dispatch!(self, prune_idempotency(before_millis))
     }
 
     /// Writes down the expiry of authorizations whose time has passed (releases the
     /// remainder in the ledger). Reads already show them as expired; this keeps the ledger
     /// telling the same story.
     pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
-        self.backend.sweep_expired().await
+        dispatch!(self, sweep_expired())
     }
 }

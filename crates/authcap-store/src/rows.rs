@@ -72,13 +72,15 @@ impl OrderRow {
             surcharge: amount(self.surcharge, "surcharge")?,
             capture_mode: CaptureMode::parse(&self.capture_mode)
                 .ok_or_else(|| CorruptData(format!("capture mode {}", self.capture_mode)))?,
-            authorization: self.processor_reference.map(|processor_reference| Authorization {
-                processor_reference,
-                capture_support: CaptureSupport {
-                    partial: self.capture_partial,
-                    multiple: self.capture_multiple,
-                },
-            }),
+            authorization: self
+                .processor_reference
+                .map(|processor_reference| Authorization {
+                    processor_reference,
+                    capture_support: CaptureSupport {
+                        partial: self.capture_partial,
+                        multiple: self.capture_multiple,
+                    },
+                }),
             failure: self
                 .failure
                 .map(|code| {
@@ -214,7 +216,12 @@ pub fn decide(
 ) -> Result<Transition, WriteError> {
     let refused = WriteError::Refused;
     let record = match (&operation, loaded) {
-        (Operation::Create(_), Loaded::NewOrder { reference_taken: true }) => {
+        (
+            Operation::Create(_),
+            Loaded::NewOrder {
+                reference_taken: true,
+            },
+        ) => {
             return Err(WriteError::ReferenceTaken);
         }
         (Operation::Create(_), _) => None,
@@ -225,19 +232,28 @@ pub fn decide(
         (Operation::Create(new), _) => Order::create(new, now, processor).map_err(refused),
         (Operation::Capture { request, .. }, Some(record)) => {
             let taken = request.reference.as_ref().is_some_and(|reference| {
-                record.captures.iter().any(|c| c.reference.as_ref() == Some(reference))
+                record
+                    .captures
+                    .iter()
+                    .any(|c| c.reference.as_ref() == Some(reference))
             });
             if taken {
                 return Err(WriteError::OperationReferenceTaken);
             }
-            record.order.capture(request, now, processor).map_err(refused)
+            record
+                .order
+                .capture(request, now, processor)
+                .map_err(refused)
         }
         (Operation::Void { amount, .. }, Some(record)) => {
             record.order.void(amount, now).map_err(refused)
         }
         (Operation::Refund { request, .. }, Some(record)) => {
             let taken = request.reference.as_ref().is_some_and(|reference| {
-                record.refunds.iter().any(|r| r.reference.as_ref() == Some(reference))
+                record
+                    .refunds
+                    .iter()
+                    .any(|r| r.reference.as_ref() == Some(reference))
             });
             if taken {
                 return Err(WriteError::OperationReferenceTaken);

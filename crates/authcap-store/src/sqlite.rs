@@ -17,8 +17,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use crate::rows::{
-    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow, REFUND_COLUMNS,
-    RefundRow,
+    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow,
+    REFUND_COLUMNS, RefundRow,
 };
 use crate::{
     Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
@@ -481,7 +481,11 @@ fn apply(
     let locator = OrderLocator::Id(transition.order.id.clone());
     let record = load_order(conn, merchant_id, &locator)?
         .ok_or_else(|| corrupt("order vanished inside its own transaction"))?;
-    Ok(Ok(Applied { record, capture: transition.capture, refund: transition.refund }))
+    Ok(Ok(Applied {
+        record,
+        capture: transition.capture,
+        refund: transition.refund,
+    }))
 }
 
 fn corrupt(what: &str) -> rusqlite::Error {
@@ -646,7 +650,12 @@ fn load_order(
     let Some((number, order)) = found else {
         return Ok(None);
     };
-    let mut record = OrderRecord { number, order, captures: Vec::new(), refunds: Vec::new() };
+    let mut record = OrderRecord {
+        number,
+        order,
+        captures: Vec::new(),
+        refunds: Vec::new(),
+    };
     load_details(conn, &mut record)?;
     Ok(Some(record))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
 use authcap_api::{AppState, Config};
 use authcap_core::Simulator;
-use authcap_store::Store;
+use authcap_store::{PoolSettings, Store};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -18,7 +18,8 @@ use clap::{Parser, Subcommand};
     about = "Payment authorization and capture server"
 )]
 struct Cli {
-    /// `sqlite://PATH` (embedded, the default) or a bare path to a SQLite file.
+    /// `sqlite://PATH` (embedded, the default), a bare path to a SQLite file, or
+    /// `postgres://USER@HOST:PORT/DB` for PostgreSQL (several nodes may share one database).
     #[arg(
         long,
         global = true,
@@ -26,6 +27,20 @@ struct Cli {
         default_value = "sqlite://authcap.db"
     )]
     database: String,
+
+    /// PostgreSQL only: the most connections this node opens.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHCAP_DATABASE_CONNECTIONS_MAX",
+        default_value_t = 16
+    )]
+    database_connections_max: usize,
+
+    /// PostgreSQL only: statements and lock waits longer than this are cancelled.
+    #[arg(long, global = true, env = "AUTHCAP_DATABASE_STATEMENT_TIMEOUT", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    database_statement_timeout: Duration,
 
     #[command(subcommand)]
     command: Command,
@@ -107,7 +122,11 @@ fn init_logging(json: bool) {
 type Error = Box<dyn std::error::Error>;
 
 async fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let store = Store::open(&cli.database, Arc::new(Simulator))?;
+    let pool = PoolSettings {
+        connections_max: cli.database_connections_max.max(1),
+        statement_timeout: cli.database_statement_timeout,
+    };
+    let store = Store::open_with(&cli.database, Arc::new(Simulator), pool).await?;
     let server_secret =
         ServerSecret::load(&store, std::env::var("AUTHCAP_SERVER_SECRET").ok()).await?;
     match cli.command {
@@ -128,7 +147,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 idempotency_ttl,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            tracing::info!(address = %listener.local_addr()?, database = %cli.database, "authcap listening");
+            let address = listener.local_addr()?;
+            tracing::info!(%address, backend = store.backend_name(), "authcap listening");
+            println!("listening on http://{address}");
             let state = AppState::new(store, config, server_secret);
             authcap_api::serve(listener, state, shutdown_signal()).await?;
             tracing::info!("stopped");

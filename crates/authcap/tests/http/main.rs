@@ -1,4 +1,23 @@
-//! One test binary: every test speaks HTTP to a real Authcap on an ephemeral port.
+//! One test binary: every test speaks HTTP to a real Authcap on an ephemeral port, and the
+//! whole story runs once per storage backend. SQLite always runs; PostgreSQL runs when
+//! `AUTHCAP_TEST_POSTGRES_URL` is set and otherwise says that it was skipped.
 
-mod native;
-mod support;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[path = "."]
+mod sqlite {
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod native;
+    mod support;
+}
+
+#[path = "."]
+mod postgres {
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod native;
+    mod support;
+}

@@ -2,6 +2,9 @@
 //! A real Authcap server on an ephemeral port, over a fresh database, for each test.
 
 use std::path::PathBuf;
+
+use super::BACKEND;
+use crate::Backend;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -15,18 +18,21 @@ use tokio::sync::oneshot;
 
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
 
+fn unique_suffix() -> String {
+    let n = NEXT_DATABASE.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}_{n}_{nanos}", std::process::id())
+}
+
 /// A temporary directory removed when dropped.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let n = NEXT_DATABASE.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("authcap-test-{}-{n}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("authcap-test-{}", unique_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -38,31 +44,121 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh database for one test: a SQLite file in a temporary directory, or a PostgreSQL
+/// schema of its own in `AUTHCAP_TEST_POSTGRES_URL`, dropped afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<TempDir>,
+    postgres_schema: Option<(String, String)>,
+}
+
+pub const POSTGRES_URL_VARIABLE: &str = "AUTHCAP_TEST_POSTGRES_URL";
+
+impl TestDatabase {
+    /// `None` (and a note on stderr) when the backend under test is PostgreSQL and no server
+    /// was given.
+    pub async fn new() -> Option<TestDatabase> {
+        match BACKEND {
+            Backend::Sqlite => {
+                let dir = TempDir::new();
+                let url = format!("sqlite://{}", dir.0.join("authcap.db").display());
+                Some(TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                    postgres_schema: None,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(server) = std::env::var(POSTGRES_URL_VARIABLE) else {
+                    eprintln!("SKIPPED on PostgreSQL: set {POSTGRES_URL_VARIABLE} to run it");
+                    return None;
+                };
+                let schema = format!("authcap_test_{}", unique_suffix());
+                let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach {POSTGRES_URL_VARIABLE}: {e}"));
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .unwrap();
+                let separator = if server.contains('?') { '&' } else { '?' };
+                // The application name lets the cleanup find this test's connections.
+                let url = format!(
+                    "{server}{separator}options=-c%20search_path%3D{schema}&application_name={schema}"
+                );
+                Some(TestDatabase {
+                    url,
+                    _dir: None,
+                    postgres_schema: Some((server, schema)),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, schema)) = self.postgres_schema.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee; a short-lived thread owns the cleanup.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    // The test's runtime is blocked in this drop, so its connections may sit
+                    // in a transaction; end them rather than wait on their locks.
+                    let _ = client
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                            &[&schema],
+                        )
+                        .await;
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub merchant: IssuedCredentials,
     pub store: Store,
     pub server_secret: ServerSecret,
-    pub database: String,
+    pub database: Arc<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
-    _dir: Arc<TempDir>,
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
+    /// A server on a fresh database of the backend under test; `None` when that backend is
+    /// not available (the test then says it was skipped).
+    pub async fn spawn() -> Option<TestApp> {
         TestApp::spawn_with(Config::default()).await
     }
 
-    pub async fn spawn_with(config: Config) -> TestApp {
-        let dir = Arc::new(TempDir::new());
-        let database = format!("sqlite://{}", dir.0.join("authcap.db").display());
-        TestApp::spawn_on(database, dir, config).await
+    pub async fn spawn_with(config: Config) -> Option<TestApp> {
+        let database = Arc::new(TestDatabase::new().await?);
+        Some(TestApp::spawn_on(database, config).await)
     }
 
     /// A server over an existing database, as after a restart.
-    pub async fn spawn_on(database: String, dir: Arc<TempDir>, config: Config) -> TestApp {
-        let store = Store::open(&database, Arc::new(Simulator)).expect("open store");
+    pub async fn spawn_on(database: Arc<TestDatabase>, config: Config) -> TestApp {
+        let store = Store::open(&database.url, Arc::new(Simulator))
+            .await
+            .expect("open store");
         let server_secret = ServerSecret::load(&store, None).await.unwrap();
         let merchant = credentials::create_merchant(&store, &server_secret, "Test merchant")
             .await
@@ -82,12 +178,7 @@ impl TestApp {
             server_secret,
             database,
             shutdown: Some(shutdown),
-            _dir: dir,
         }
-    }
-
-    pub fn dir(&self) -> Arc<TempDir> {
-        self._dir.clone()
     }
 
     pub async fn new_merchant(&self) -> IssuedCredentials {

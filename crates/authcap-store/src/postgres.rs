@@ -1,0 +1,813 @@
+//! The PostgreSQL backend, for several stateless Authcap nodes on one database.
+//!
+//! Each write is one READ COMMITTED transaction on a pooled connection. Writes to one order are
+//! serialized across nodes by `SELECT … FOR UPDATE` on the order row: the second writer waits,
+//! then reads the first one's committed totals. Idempotency keys are claimed by inserting their
+//! row first; a duplicate on any node blocks on the primary key until the first commits, then
+//! replays its stored response (or, past `lock_timeout`, answers "in progress").
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use authcap_core::ledger::{LedgerTotals, discrepancies};
+use authcap_core::order::Closure;
+use authcap_core::{LedgerKind, Order, Processor, Timestamp, Transition};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::rows::{
+    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow,
+    REFUND_COLUMNS, RefundRow,
+};
+use crate::{
+    Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
+    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError,
+};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_initial.sql")];
+
+/// Any constant works; it only has to be the same on every node.
+const MIGRATION_LOCK_ID: i64 = 0x6175_7468_6361_70;
+
+pub struct PostgresStore {
+    pool: Pool,
+    processor: std::sync::Arc<dyn Processor>,
+}
+
+/// Settings for the connection pool.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    pub connections_max: usize,
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            connections_max: 16,
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type PgError = tokio_postgres::Error;
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+/// A database error or data the domain cannot accept.
+enum Failure {
+    Database(PgError),
+    Corrupt(CorruptData),
+}
+
+impl From<PgError> for Failure {
+    fn from(error: PgError) -> Failure {
+        Failure::Database(error)
+    }
+}
+
+impl From<CorruptData> for Failure {
+    fn from(error: CorruptData) -> Failure {
+        Failure::Corrupt(error)
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> StoreError {
+        match failure {
+            Failure::Database(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                StoreError::IdempotencyRequestInProgress
+            }
+            Failure::Database(error) => unavailable(describe(&error)),
+            Failure::Corrupt(error) => unavailable(error),
+        }
+    }
+}
+
+fn describe(error: &PgError) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+impl PostgresStore {
+    pub async fn open(
+        url: &str,
+        processor: std::sync::Arc<dyn Processor>,
+        settings: PoolSettings,
+    ) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
+        let timeout_ms = settings.statement_timeout.as_millis();
+        // Bound every statement and every lock wait, so a node never hangs on the database.
+        let options = format!(
+            "{} -c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
+             -c idle_in_transaction_session_timeout={}",
+            config.get_options().unwrap_or_default(),
+            timeout_ms * 3
+        );
+        config.options(options.trim());
+        config.connect_timeout(Duration::from_secs(5));
+        if config.get_application_name().is_none() {
+            config.application_name("authcap");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.connections_max)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(unavailable)?;
+        let store = PostgresStore { pool, processor };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Applies pending migrations under an advisory lock, so nodes starting together take
+    /// turns and each migration runs once.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let run = async {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
+                .await?;
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS authcap_migrations (
+                         version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                )
+                .await?;
+            let applied: i32 = client
+                .query_one(
+                    "SELECT coalesce(max(version), 0) FROM authcap_migrations",
+                    &[],
+                )
+                .await?
+                .get(0);
+            for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+                let tx = client.transaction().await?;
+                tx.batch_execute(migration).await?;
+                tx.execute(
+                    "INSERT INTO authcap_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[&(index as i32 + 1), &now().millis()],
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), PgError>(())
+        }
+        .await;
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
+            .await;
+        run.map_err(|e| unavailable(describe(&e)))?;
+        unlocked.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+        let mut client = self.client().await?;
+        let Write {
+            merchant_id,
+            idempotency,
+            operation,
+            render,
+        } = write;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        if let Some(claim) = &idempotency {
+            let claimed = tx
+                .execute(
+                    "INSERT INTO idempotency (merchant_id, scope, key, fingerprint, created_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[
+                        &merchant_id,
+                        &claim.scope,
+                        &claim.key,
+                        &claim.fingerprint,
+                        &now().millis(),
+                    ],
+                )
+                .await
+                .map_err(Failure::from)?;
+            if claimed == 0 {
+                let row = tx
+                    .query_one(
+                        "SELECT fingerprint, status, content_type, body FROM idempotency
+                         WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                        &[&merchant_id, &claim.scope, &claim.key],
+                    )
+                    .await
+                    .map_err(Failure::from)?;
+                let fingerprint: String = row.get(0);
+                if fingerprint != claim.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                let status: Option<i32> = row.get(1);
+                let (Some(status), Some(content_type), Some(body)) = (
+                    status,
+                    row.get::<_, Option<String>>(2),
+                    row.get::<_, Option<Vec<u8>>>(3),
+                ) else {
+                    return Err(StoreError::IdempotencyRequestInProgress);
+                };
+                return Ok(Executed {
+                    response: StoredResponse {
+                        status: status as u16,
+                        content_type,
+                        body,
+                    },
+                    replayed: true,
+                });
+            }
+        }
+        let now = now();
+        let outcome = match apply(&tx, self.processor.as_ref(), &merchant_id, operation, now).await
+        {
+            Ok(outcome) => outcome,
+            // Two creates with one reference raced; the loser's transaction is void.
+            Err(Failure::Database(error))
+                if error.as_db_error().and_then(|db| db.constraint())
+                    == Some("orders_reference_unique") =>
+            {
+                drop(tx);
+                let outcome = Err(WriteError::ReferenceTaken);
+                return Ok(Executed {
+                    response: render(&outcome),
+                    replayed: false,
+                });
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let response = render(&outcome);
+        let recorded = match &outcome {
+            Ok(_) => true,
+            Err(error) => error.is_recorded(),
+        };
+        if let Some(claim) = &idempotency {
+            let key = [&merchant_id, &claim.scope, &claim.key];
+            if recorded {
+                tx.execute(
+                    "UPDATE idempotency SET status = $4, content_type = $5, body = $6
+                     WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                    &[
+                        key[0],
+                        key[1],
+                        key[2],
+                        &i32::from(response.status),
+                        &response.content_type,
+                        &response.body,
+                    ],
+                )
+                .await
+                .map_err(Failure::from)?;
+            } else {
+                tx.execute(
+                    "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                    &[key[0], key[1], key[2]],
+                )
+                .await
+                .map_err(Failure::from)?;
+            }
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(Executed {
+            response,
+            replayed: false,
+        })
+    }
+
+    pub async fn order(
+        &self,
+        merchant_id: String,
+        locator: OrderLocator,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let client = self.client().await?;
+        Ok(load_order(&client, &merchant_id, &locator, false).await?)
+    }
+
+    pub async fn order_by_capture_reference(
+        &self,
+        merchant_id: String,
+        reference: String,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        let client = self.client().await?;
+        let found = client
+            .query_opt(
+                "SELECT captures.order_id FROM captures JOIN orders ON orders.id = captures.order_id
+                 WHERE orders.merchant_id = $1 AND captures.reference = $2 LIMIT 1",
+                &[&merchant_id, &reference],
+            )
+            .await
+            .map_err(Failure::from)?;
+        match found {
+            Some(row) => {
+                let locator = OrderLocator::Id(row.get(0));
+                Ok(load_order(&client, &merchant_id, &locator, false).await?)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn orders(
+        &self,
+        merchant_id: String,
+        query: ListQuery,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        let client = self.client().await?;
+        let before: i64 = match &query.starting_after {
+            Some(id) => {
+                let row = client
+                    .query_opt(
+                        "SELECT number FROM orders WHERE merchant_id = $1 AND id = $2",
+                        &[&merchant_id, id],
+                    )
+                    .await
+                    .map_err(Failure::from)?;
+                match row {
+                    Some(row) => row.get(0),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            None => i64::MAX,
+        };
+        let now = now();
+        let mut records = Vec::new();
+        // The status is derived from the clock, so it is filtered here, a page at a time.
+        let page: i64 = 200;
+        let mut cursor = before;
+        'pages: loop {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND number < $2
+                         AND ($3::TEXT IS NULL OR reference = $3) ORDER BY number DESC LIMIT $4"
+                    ),
+                    &[&merchant_id, &cursor, &query.reference, &page],
+                )
+                .await
+                .map_err(Failure::from)?;
+            let exhausted = (rows.len() as i64) < page;
+            for row in rows {
+                let (number, order) = order_from_row(&row).map_err(Failure::from)?;
+                cursor = number;
+                if query
+                    .status
+                    .is_some_and(|status| order.status(now) != status)
+                {
+                    continue;
+                }
+                records.push(OrderRecord {
+                    number,
+                    order,
+                    captures: Vec::new(),
+                    refunds: Vec::new(),
+                });
+                if records.len() >= query.limit as usize {
+                    break 'pages;
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        for record in &mut records {
+            load_details(&client, record).await?;
+        }
+        Ok(records)
+    }
+
+    pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        tx.execute(
+            "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)",
+            &[&merchant.id, &merchant.name, &now().millis()],
+        )
+        .await
+        .map_err(Failure::from)?;
+        for (kind, hash) in &merchant.credential_hashes {
+            tx.execute(
+                "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id) VALUES ($1, $2, $3)",
+                &[hash, &kind.as_str(), &merchant.id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(())
+    }
+
+    pub async fn merchant_count(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM merchants", &[])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.get(0))
+    }
+
+    pub async fn merchant_by_credential(
+        &self,
+        kind: CredentialKind,
+        hash: String,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT merchant_id FROM merchant_credentials WHERE lookup_hash = $1 AND kind = $2",
+            )
+            .await
+            .map_err(Failure::from)?;
+        let row = client
+            .query_opt(&statement, &[&hash, &kind.as_str()])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn setting(
+        &self,
+        name: String,
+        generate: Box<dyn FnOnce() -> String + Send>,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        // Nodes starting together may both generate; the first insert wins and all read it.
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&name, &generate()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let row = client
+            .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.get(0))
+    }
+
+    pub async fn check(&self) -> Result<Vec<Discrepancy>, StoreError> {
+        let client = self.client().await?;
+        let mut totals = std::collections::HashMap::<String, LedgerTotals>::new();
+        let rows = client
+            .query(
+                "SELECT order_id, kind, sum(amount)::BIGINT FROM ledger GROUP BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(Failure::from)?;
+        for row in rows {
+            let kind: String = row.get(1);
+            let kind = LedgerKind::parse(&kind)
+                .ok_or_else(|| unavailable(CorruptData(format!("ledger kind {kind}"))))?;
+            totals.entry(row.get(0)).or_default().add(kind, row.get(2));
+        }
+        let rows = client
+            .query(&format!("SELECT {ORDER_COLUMNS} FROM orders"), &[])
+            .await
+            .map_err(Failure::from)?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (_, order) = order_from_row(&row).map_err(Failure::from)?;
+            let ledger = totals.remove(&order.id).unwrap_or_default();
+            let problems = discrepancies(&order, ledger);
+            if !problems.is_empty() {
+                found.push(Discrepancy {
+                    order_id: order.id,
+                    problems,
+                });
+            }
+        }
+        for (order_id, _) in totals {
+            found.push(Discrepancy {
+                order_id,
+                problems: vec!["ledger entries for an order that does not exist".into()],
+            });
+        }
+        Ok(found)
+    }
+
+    pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM idempotency WHERE created_at < $1 AND status IS NOT NULL",
+                &[&before_millis],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(deleted as usize)
+    }
+
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let now = now();
+        // SKIP LOCKED: another node may be sweeping, or a request may hold the order.
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE closure IS NULL
+                     AND processor_reference IS NOT NULL AND expires_at <= $1
+                     LIMIT 1000 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&now.millis()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let mut swept = 0;
+        for row in rows {
+            let (_, order) = order_from_row(&row).map_err(Failure::from)?;
+            if let Some(transition) = order.expire(now) {
+                persist(&tx, &transition).await?;
+                swept += 1;
+            }
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(swept)
+    }
+}
+
+async fn apply(
+    tx: &deadpool_postgres::Transaction<'_>,
+    processor: &dyn Processor,
+    merchant_id: &str,
+    operation: Operation,
+    now: Timestamp,
+) -> Result<Result<Applied, WriteError>, Failure> {
+    let loaded = match (&operation, rows::target(&operation)) {
+        (Operation::Create(new), _) => Loaded::NewOrder {
+            reference_taken: tx
+                .query_opt(
+                    "SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2",
+                    &[&merchant_id, &new.reference],
+                )
+                .await?
+                .is_some(),
+        },
+        (_, Some(locator)) => Loaded::Existing(load_order(tx, merchant_id, locator, true).await?),
+        (_, None) => Loaded::Existing(None),
+    };
+    let creating = matches!(operation, Operation::Create(_));
+    let transition = match rows::decide(operation, loaded, now, processor) {
+        Ok(transition) => transition,
+        Err(error) => return Ok(Err(error)),
+    };
+    if creating {
+        insert_order(tx, &transition.order).await?;
+    }
+    persist(tx, &transition).await?;
+    let locator = OrderLocator::Id(transition.order.id.clone());
+    let record = load_order(tx, merchant_id, &locator, false)
+        .await?
+        .ok_or_else(|| CorruptData("order vanished inside its own transaction".into()))?;
+    Ok(Ok(Applied {
+        record,
+        capture: transition.capture,
+        refund: transition.refund,
+    }))
+}
+
+async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<(), Failure> {
+    let support = order.authorization.as_ref().map(|a| a.capture_support);
+    tx.execute(
+        "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
+         capture_mode, card_brand, card_last4, processor_reference, capture_partial,
+         capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
+         capture_count, expires_at, created_at, updated_at, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, 0, NULL, 0,
+                 $14, $15, $15, $16)",
+        &[
+            &order.id,
+            &order.merchant_id,
+            &order.reference,
+            &order.currency.code(),
+            &order.amount.minor_units(),
+            &order.surcharge.minor_units(),
+            &order.capture_mode.as_str(),
+            &order.card_brand,
+            &order.card_last4,
+            &order
+                .authorization
+                .as_ref()
+                .map(|a| a.processor_reference.as_str()),
+            &support.is_some_and(|s| s.partial),
+            &support.is_some_and(|s| s.multiple),
+            &order.failure.map(|f| f.code()),
+            &order.expires_at.millis(),
+            &order.created_at.millis(),
+            &order.metadata,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(), Failure> {
+    let order = &transition.order;
+    tx.execute(
+        "UPDATE orders SET captured_amount = $2, released_amount = $3, refunded_amount = $4,
+         closure = $5, capture_count = $6, updated_at = $7 WHERE id = $1",
+        &[
+            &order.id,
+            &order.captured_amount.minor_units(),
+            &order.released_amount.minor_units(),
+            &order.refunded_amount.minor_units(),
+            &order.closure.map(Closure::as_str),
+            &i64::from(order.capture_count),
+            &order.updated_at.millis(),
+        ],
+    )
+    .await?;
+    if let Some(capture) = &transition.capture {
+        let row = CaptureRow::of(capture);
+        tx.execute(
+            &format!(
+                "INSERT INTO captures ({CAPTURE_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            &[
+                &row.id,
+                &row.order_id,
+                &row.amount,
+                &row.reference,
+                &row.is_final,
+                &row.invoice_id,
+                &row.description,
+                &row.reason,
+                &row.has_shipping,
+                &row.carrier,
+                &row.shipping_method,
+                &row.tracking_code,
+                &row.metadata,
+                &row.created_at,
+                &row.settles_at,
+            ],
+        )
+        .await?;
+    }
+    if let Some(refund) = &transition.refund {
+        tx.execute(
+            &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[
+                &refund.id,
+                &refund.order_id,
+                &refund.amount.minor_units(),
+                &refund.reference,
+                &refund.reason,
+                &refund.metadata,
+                &refund.created_at.millis(),
+            ],
+        )
+        .await?;
+    }
+    for entry in &transition.ledger {
+        tx.execute(
+            "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &entry.order_id,
+                &entry.kind.as_str(),
+                &entry.amount.minor_units(),
+                &entry.source_id,
+                &entry.at.millis(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn order_from_row(row: &Row) -> Result<(i64, Order), CorruptData> {
+    let column = |e: PgError| CorruptData(e.to_string());
+    OrderRow {
+        number: row.try_get(0).map_err(column)?,
+        id: row.try_get(1).map_err(column)?,
+        merchant_id: row.try_get(2).map_err(column)?,
+        reference: row.try_get(3).map_err(column)?,
+        currency: row.try_get(4).map_err(column)?,
+        amount: row.try_get(5).map_err(column)?,
+        surcharge: row.try_get(6).map_err(column)?,
+        capture_mode: row.try_get(7).map_err(column)?,
+        card_brand: row.try_get(8).map_err(column)?,
+        card_last4: row.try_get(9).map_err(column)?,
+        processor_reference: row.try_get(10).map_err(column)?,
+        capture_partial: row.try_get(11).map_err(column)?,
+        capture_multiple: row.try_get(12).map_err(column)?,
+        failure: row.try_get(13).map_err(column)?,
+        captured_amount: row.try_get(14).map_err(column)?,
+        released_amount: row.try_get(15).map_err(column)?,
+        refunded_amount: row.try_get(16).map_err(column)?,
+        closure: row.try_get(17).map_err(column)?,
+        capture_count: row.try_get(18).map_err(column)?,
+        expires_at: row.try_get(19).map_err(column)?,
+        created_at: row.try_get(20).map_err(column)?,
+        updated_at: row.try_get(21).map_err(column)?,
+        metadata: row.try_get(22).map_err(column)?,
+    }
+    .into_order()
+}
+
+/// Loads an order, locking its row for the rest of the transaction when `for_update`.
+async fn load_order(
+    client: &impl GenericClient,
+    merchant_id: &str,
+    locator: &OrderLocator,
+    for_update: bool,
+) -> Result<Option<OrderRecord>, Failure> {
+    let (column, value) = match locator {
+        OrderLocator::Id(id) => ("id", id),
+        OrderLocator::Reference(reference) => ("reference", reference),
+    };
+    let lock = if for_update { "FOR UPDATE" } else { "" };
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND {column} = $2 {lock}"
+        ))
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&merchant_id, value]).await? else {
+        return Ok(None);
+    };
+    let (number, order) = order_from_row(&row)?;
+    let mut record = OrderRecord {
+        number,
+        order,
+        captures: Vec::new(),
+        refunds: Vec::new(),
+    };
+    load_details(client, &mut record).await?;
+    Ok(Some(record))
+}
+
+async fn load_details(
+    client: &impl GenericClient,
+    record: &mut OrderRecord,
+) -> Result<(), Failure> {
+    let column = |e: PgError| CorruptData(e.to_string());
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures WHERE order_id = $1 ORDER BY seq"
+        ))
+        .await?;
+    record.captures = Vec::new();
+    for row in client.query(&statement, &[&record.order.id]).await? {
+        let capture = CaptureRow {
+            id: row.try_get(0).map_err(column)?,
+            order_id: row.try_get(1).map_err(column)?,
+            amount: row.try_get(2).map_err(column)?,
+            reference: row.try_get(3).map_err(column)?,
+            is_final: row.try_get(4).map_err(column)?,
+            invoice_id: row.try_get(5).map_err(column)?,
+            description: row.try_get(6).map_err(column)?,
+            reason: row.try_get(7).map_err(column)?,
+            has_shipping: row.try_get(8).map_err(column)?,
+            carrier: row.try_get(9).map_err(column)?,
+            shipping_method: row.try_get(10).map_err(column)?,
+            tracking_code: row.try_get(11).map_err(column)?,
+            metadata: row.try_get(12).map_err(column)?,
+            created_at: row.try_get(13).map_err(column)?,
+            settles_at: row.try_get(14).map_err(column)?,
+        };
+        record.captures.push(capture.into_capture()?);
+    }
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY seq"
+        ))
+        .await?;
+    record.refunds = Vec::new();
+    for row in client.query(&statement, &[&record.order.id]).await? {
+        let refund = RefundRow {
+            id: row.try_get(0).map_err(column)?,
+            order_id: row.try_get(1).map_err(column)?,
+            amount: row.try_get(2).map_err(column)?,
+            reference: row.try_get(3).map_err(column)?,
+            reason: row.try_get(4).map_err(column)?,
+            metadata: row.try_get(5).map_err(column)?,
+            created_at: row.try_get(6).map_err(column)?,
+        };
+        record.refunds.push(refund.into_refund()?);
+    }
+    Ok(())
+}
