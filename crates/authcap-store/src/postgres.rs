@@ -27,7 +27,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_initial.sql")];
 
 /// Any constant works; it only has to be the same on every node.
-const MIGRATION_LOCK_ID: i64 = 0x6175_7468_6361_70;
+const MIGRATION_LOCK_ID: i64 = 0x0061_7574_6863_6170;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -567,7 +567,7 @@ async fn apply(
                 .await?
                 .is_some(),
         },
-        (_, Some(locator)) => Loaded::Existing(load_order(tx, merchant_id, locator, true).await?),
+        (_, Some(locator)) => Loaded::Existing(load_order(tx, merchant_id, locator, true).await?.map(Box::new)),
         (_, None) => Loaded::Existing(None),
     };
     let creating = matches!(operation, Operation::Create(_));

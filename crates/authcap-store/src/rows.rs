@@ -204,7 +204,7 @@ pub enum Loaded {
     /// For a create: whether the merchant's reference is already taken.
     NewOrder { reference_taken: bool },
     /// For anything else: the order (locked by the backend), if the merchant has it.
-    Existing(Option<OrderRecord>),
+    Existing(Option<Box<OrderRecord>>),
 }
 
 /// The core's decision on an operation, given what was loaded. Pure apart from the processor.

@@ -2,6 +2,9 @@
 //! whole story runs once per storage backend. SQLite always runs; PostgreSQL runs when
 //! `AUTHCAP_TEST_POSTGRES_URL` is set and otherwise says that it was skipped.
 
+// Loading each test module once per backend is the point.
+#![allow(clippy::duplicate_mod)]
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
