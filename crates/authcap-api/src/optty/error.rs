@@ -36,7 +36,10 @@ pub enum OpttyError {
     /// The first request with this reference is still running.
     InProgress(&'static str),
     /// The core refused; `currency` formats the amounts in the message.
-    Refused { error: CoreError, currency: Currency },
+    Refused {
+        error: CoreError,
+        currency: Currency,
+    },
     Unavailable,
 }
 
@@ -197,7 +200,9 @@ impl From<BodyError> for OpttyError {
 impl From<JsonError> for OpttyError {
     fn from(error: JsonError) -> OpttyError {
         match error {
-            JsonError::Syntax(why) => OpttyError::Invalid(format!("the body is not valid JSON: {why}")),
+            JsonError::Syntax(why) => {
+                OpttyError::Invalid(format!("the body is not valid JSON: {why}"))
+            }
             JsonError::Shape(why) => OpttyError::Invalid(why),
         }
     }

@@ -11,11 +11,11 @@ pub mod error;
 pub mod token;
 pub mod types;
 
+use authcap_core::Amount;
 use authcap_core::{
     AmountError, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Order, OrderStatus,
     RefundRequest, Shipping,
 };
-use authcap_core::Amount;
 use authcap_store::{
     Applied, IdempotencyClaim, Operation, OrderLocator, OrderRecord, StoredResponse, Write,
     WriteError,
@@ -34,8 +34,8 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::native::error::stored_response;
 use crate::wire::{check_len, new_id, now, parse_json, read_body, rfc3339, sha256_hex};
-pub use error::OpttyError;
 use error::Context;
+pub use error::OpttyError;
 use types::*;
 
 const REFERENCE_CHARS_MAX: usize = 100;
@@ -59,7 +59,19 @@ pub fn router() -> Router<AppState> {
 /// NestJS answers an unknown route, or a known path with another method, with
 /// `404 Cannot <METHOD> <path>`.
 async fn not_found(method: Method, uri: Uri) -> OpttyError {
-    OpttyError::RouteNotFound(format!("Cannot {method} {}", uri.path()))
+    // Inside the nest, the path has lost its `/optty` prefix.
+    OpttyError::RouteNotFound(format!("Cannot {method} /optty{}", uri.path()))
+}
+
+/// A JSON object body (serde would also read a struct from an array, positionally).
+fn parse_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, OpttyError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+    {
+        return Err(OpttyError::Invalid("the body must be a JSON object".into()));
+    }
+    Ok(parse_json(bytes)?)
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> OpttyError {
@@ -315,8 +327,8 @@ fn new_order(
             "must be an ISO 3166 alpha-2 code such as AU",
         ));
     }
-    let currency = Currency::parse(&request.purchase_currency)
-        .map_err(|e| invalid("purchaseCurrency", e))?;
+    let currency =
+        Currency::parse(&request.purchase_currency).map_err(|e| invalid("purchaseCurrency", e))?;
     let locale = text("locale", request.locale.clone(), 1)?;
     let amount = positive(
         "orderAmount",
@@ -333,7 +345,10 @@ fn new_order(
     let shipping = optional("shippingAmount", &request.shipping_amount)?;
     let discount = optional("discountAmount", &request.discount_amount)?;
     if amount.checked_add(surcharge).is_none() {
-        return Err(invalid("surcharge", "makes orderAmount + surcharge too large"));
+        return Err(invalid(
+            "surcharge",
+            "makes orderAmount + surcharge too large",
+        ));
     }
     if let Some(items) = &request.order_items
         && !items.is_empty()
@@ -406,7 +421,7 @@ pub async fn create_order(
 ) -> Result<Response, OpttyError> {
     let merchant_id = token::authenticate(&app, &headers)?;
     let bytes = read_body(body).await?;
-    let request: CreateOrderRequest = parse_json(&bytes)?;
+    let request: CreateOrderRequest = parse_object(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), &request)?;
     let context = Context {
         order_reference: new.reference.clone(),
@@ -486,14 +501,26 @@ pub async fn capture_order(
             "the body is required: `captureReference` and `amount`".into(),
         ));
     }
-    let request: CaptureOrderDto = parse_json(&bytes)?;
+    let request: CaptureOrderDto = parse_object(&bytes)?;
     reference("captureReference", &request.capture_reference)?;
     let description = text("description", request.description, 0)?;
     let shipping = match request.shipping_info {
         Some(info) => {
-            text("shippingInfo.shippingCompany", Some(info.shipping_company.clone()), 1)?;
-            text("shippingInfo.shippingMethod", Some(info.shipping_method.clone()), 1)?;
-            text("shippingInfo.trackingNumber", Some(info.tracking_number.clone()), 1)?;
+            text(
+                "shippingInfo.shippingCompany",
+                Some(info.shipping_company.clone()),
+                1,
+            )?;
+            text(
+                "shippingInfo.shippingMethod",
+                Some(info.shipping_method.clone()),
+                1,
+            )?;
+            text(
+                "shippingInfo.trackingNumber",
+                Some(info.tracking_number.clone()),
+                1,
+            )?;
             Some(info)
         }
         None => None,
@@ -577,7 +604,7 @@ pub async fn void_order(
             "the body is required: `voidReference` and `amount`".into(),
         ));
     }
-    let request: VoidOrderDto = parse_json(&bytes)?;
+    let request: VoidOrderDto = parse_object(&bytes)?;
     reference("voidReference", &request.void_reference)?;
     let description = text("description", request.description, 0)?;
     let record = find_order(&app, &merchant_id, &order_reference).await?;
@@ -641,7 +668,7 @@ pub async fn refund_order(
             "the body is required: `refundReference` and `refundAmount`".into(),
         ));
     }
-    let request: RefundOrderDto = parse_json(&bytes)?;
+    let request: RefundOrderDto = parse_object(&bytes)?;
     reference("refundReference", &request.refund_reference)?;
     let description = text("refundDescription", request.refund_description, 0)?;
     let record = find_order(&app, &merchant_id, &order_reference).await?;
@@ -654,7 +681,11 @@ pub async fn refund_order(
     }
     let amount = positive(
         "refundAmount.amount",
-        major_units("refundAmount.amount", &request.refund_amount.amount, currency)?,
+        major_units(
+            "refundAmount.amount",
+            &request.refund_amount.amount,
+            currency,
+        )?,
     )?;
     let idempotency = claim(
         "optty:refund".into(),

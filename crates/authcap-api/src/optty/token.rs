@@ -114,7 +114,9 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Optty
         OpttyError::Unauthorized(match error.kind() {
             ErrorKind::ExpiredSignature => "Unauthorized: the access token has expired",
             ErrorKind::InvalidSignature => "Unauthorized: the access token signature is invalid",
-            ErrorKind::InvalidAlgorithm => "Unauthorized: the access token must be signed with HS256",
+            ErrorKind::InvalidAlgorithm => {
+                "Unauthorized: the access token must be signed with HS256"
+            }
             _ => "Unauthorized: the access token is invalid",
         })
     })?;
@@ -144,7 +146,7 @@ pub async fn token(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
     let form: TokenForm = if is_json {
-        crate::wire::parse_json(&bytes)?
+        super::parse_object(&bytes)?
     } else {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| invalid("the body must be application/x-www-form-urlencoded"))?;
@@ -158,7 +160,9 @@ pub async fn token(
                 _ => continue,
             };
             if slot.replace(value).is_some() {
-                return Err(OpttyError::Invalid(format!("`{name}` is given more than once")));
+                return Err(OpttyError::Invalid(format!(
+                    "`{name}` is given more than once"
+                )));
             }
         }
         form
