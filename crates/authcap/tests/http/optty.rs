@@ -1215,6 +1215,11 @@ async fn create_order_validation() {
     let cases = [
         (with("orderReference", Value::Null), "orderReference"),
         (with("orderReference", json!("")), "orderReference"),
+        (
+            with("orderReference", json!("r".repeat(101))),
+            "orderReference",
+        ),
+        (with("locale", json!("l".repeat(256))), "locale"),
         (with("bnplProvider", Value::Null), "bnplProvider"),
         (with("bnplProvider", json!("klarna")), "bnplProvider"),
         (with("purchaseCountry", json!("AUS")), "purchaseCountry"),
@@ -1251,6 +1256,10 @@ async fn create_order_validation() {
         )
         .await;
     }
+    let mut huge = order_body("ORD-BIG", json!(10));
+    huge["customer"]["firstName"] = json!("n".repeat(70_000));
+    let response = call(&app, &token, Method::POST, "/orders", Some(huge)).await;
+    expect_error(response, 413, "too large").await;
     let mut kwd = order_body("ORD-KWD", json!(1.5));
     kwd["purchaseCurrency"] = json!("KWD");
     let created = create(&app, &token, kwd).await;
@@ -1364,5 +1373,78 @@ async fn other_merchants_orders_are_not_found_and_native_orders_are_reachable() 
     let after = json_of(app.get(&format!("/v1/orders/{id}")).await).await;
     assert_eq!(after["status"], "captured");
     assert_eq!(after["captured_amount"], 1075);
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn expired_authorization_is_cancelled_by_the_system() {
+    let app = TestApp::spawn_with(authcap_api::Config {
+        authorization_ttl: std::time::Duration::from_millis(300),
+        ..authcap_api::Config::default()
+    })
+    .await;
+    let token = token_for(&app, &app.merchant).await;
+    create(&app, &token, order_body("ORD-EXP", json!(10))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let read = order(&app, &token, "ORD-EXP").await;
+    assert_eq!(read["status"], "CANCELLED");
+    assert_eq!(read["captureStatus"], "EXPIRED");
+    assert_eq!(read["cancelledBy"], "SYSTEM");
+    assert_eq!(read["capturableAmount"], json!(0));
+    let capture = raw(
+        &app,
+        &token,
+        "/orders/ORD-EXP/capture",
+        r#"{"captureReference":"c","amount":10}"#,
+    )
+    .await;
+    expect_error(capture, 400, "expired").await;
+    let void = raw(
+        &app,
+        &token,
+        "/orders/ORD-EXP/void",
+        r#"{"voidReference":"v","amount":10}"#,
+    )
+    .await;
+    expect_error(void, 400, "expired").await;
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_captures_never_exceed_amount_plus_surcharge() {
+    let app = TestApp::spawn().await;
+    let token = token_for(&app, &app.merchant).await;
+    let mut body = order_body("ORD-RACE", json!(90));
+    body["surcharge"] = json!(10);
+    create(&app, &token, body).await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let client = app.client.clone();
+        let url = app.url("/optty/orders/ORD-RACE/capture");
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"captureReference": format!("c{i}"), "amount": 20}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            200 => ok += 1,
+            400 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 5);
+    let read = order(&app, &token, "ORD-RACE").await;
+    assert_eq!(read["capturedAmount"], json!(100));
+    assert_eq!(read["captureStatus"], "CAPTURED");
     app.assert_ledger_consistent().await;
 }
