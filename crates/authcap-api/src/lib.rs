@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod native;
 pub mod openapi;
+pub mod optty;
 pub mod wire;
 
 use std::sync::Arc;
@@ -61,6 +62,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(native::router())
+        .merge(optty::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)

@@ -567,7 +567,11 @@ async fn apply(
                 .await?
                 .is_some(),
         },
-        (_, Some(locator)) => Loaded::Existing(load_order(tx, merchant_id, locator, true).await?.map(Box::new)),
+        (_, Some(locator)) => Loaded::Existing(
+            load_order(tx, merchant_id, locator, true)
+                .await?
+                .map(Box::new),
+        ),
         (_, None) => Loaded::Existing(None),
     };
     let creating = matches!(operation, Operation::Create(_));

@@ -466,7 +466,9 @@ fn apply(
                 .prepare_cached("SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2")?
                 .exists(params![merchant_id, new.reference])?,
         },
-        (_, Some(locator)) => Loaded::Existing(load_order(conn, merchant_id, locator)?.map(Box::new)),
+        (_, Some(locator)) => {
+            Loaded::Existing(load_order(conn, merchant_id, locator)?.map(Box::new))
+        }
         (_, None) => Loaded::Existing(None),
     };
     let creating = matches!(operation, Operation::Create(_));

@@ -15,6 +15,7 @@ pub enum Backend {
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod native;
+    mod optty;
     mod support;
 }
 
@@ -22,5 +23,6 @@ mod sqlite {
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod native;
+    mod optty;
     mod support;
 }
