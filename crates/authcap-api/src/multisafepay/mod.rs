@@ -603,7 +603,7 @@ async fn capture_order(
         })
     });
 
-    let shipping = (carrier.is_some() || tracktrace_code.is_some()).then(|| Shipping {
+    let shipping = (carrier.is_some() || tracktrace_code.is_some()).then_some(Shipping {
         carrier,
         method: None,
         tracking_code: tracktrace_code,
