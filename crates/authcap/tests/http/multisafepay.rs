@@ -1067,3 +1067,15 @@ async fn official_python_sdk() {
     .await;
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_node_wrapper() {
+    let app = TestApp::spawn().await;
+    let base = format!("{}/multisafepay/v1/json/", app.base);
+    run_sdk_script(
+        "multisafepay_node.js",
+        &[&base, &app.merchant.multisafepay_api_key],
+    )
+    .await;
+    app.assert_ledger_consistent().await;
+}
