@@ -14,6 +14,7 @@ pub enum Backend {
 #[path = "."]
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod multisafepay;
     mod native;
     mod optty;
     mod support;
@@ -22,6 +23,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod multisafepay;
     mod native;
     mod optty;
     mod support;
