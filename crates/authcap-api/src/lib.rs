@@ -8,6 +8,7 @@
 //! [`authcap_store::Operation`] and render the outcome in their own shape, including errors.
 
 pub mod credentials;
+pub mod mercadopago;
 pub mod native;
 pub mod openapi;
 pub mod wire;
@@ -61,6 +62,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(native::router())
+        .merge(mercadopago::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)
