@@ -175,18 +175,27 @@ fn order_id(mp_id: &str) -> Result<String, MpError> {
     ids::parse(ids::ORDER, "ord_", mp_id).ok_or(MpError::InvalidPathParam)
 }
 
-/// A body that must carry nothing: empty, whitespace, `{}` or `null`.
-fn expect_empty(bytes: &[u8]) -> Result<(), MpError> {
+/// True for a body that carries nothing: empty, whitespace, `{}` or `null`.
+fn is_empty_body(bytes: &[u8]) -> Result<bool, MpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(true);
     }
     let value: serde_json::Value = parse_json(bytes)?;
-    match value {
-        serde_json::Value::Null => Ok(()),
-        serde_json::Value::Object(map) if map.is_empty() => Ok(()),
-        _ => Err(MpError::UnsupportedProperties(
+    Ok(match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(map) => map.is_empty(),
+        _ => false,
+    })
+}
+
+/// A body that must carry nothing.
+fn expect_empty(bytes: &[u8]) -> Result<(), MpError> {
+    if is_empty_body(bytes)? {
+        Ok(())
+    } else {
+        Err(MpError::UnsupportedProperties(
             "this endpoint takes no body".into(),
-        )),
+        ))
     }
 }
 
@@ -664,7 +673,7 @@ async fn refund_order(
     let path = format!("/v1/orders/{id}/refund");
     let claim = idempotency(&headers, false, Op::Refund, &path, &bytes)?;
     sandbox_fault(&headers)?;
-    let amount = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let amount = if is_empty_body(&bytes)? {
         None
     } else {
         let request: RefundRequest = parse_json(&bytes)?;
