@@ -8,6 +8,7 @@
 //! [`authcap_store::Operation`] and render the outcome in their own shape, including errors.
 
 pub mod credentials;
+pub mod mercadopago;
 pub mod multisafepay;
 pub mod native;
 pub mod openapi;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(native::router())
         .merge(optty::router())
         .merge(multisafepay::router())
+        .merge(mercadopago::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)

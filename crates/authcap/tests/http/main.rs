@@ -14,6 +14,7 @@ pub enum Backend {
 #[path = "."]
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod mercadopago;
     mod multisafepay;
     mod native;
     mod optty;
@@ -23,6 +24,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod mercadopago;
     mod multisafepay;
     mod native;
     mod optty;
