@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod native;
 pub mod openapi;
+pub mod pipwave;
 pub mod wire;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Config {
     pub authorization_ttl: Duration,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
+    pub pipwave_timestamp_window: Duration,
 }
 
 impl Default for Config {
@@ -35,6 +38,7 @@ impl Default for Config {
         Config {
             authorization_ttl: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            pipwave_timestamp_window: Duration::from_secs(300),
         }
     }
 }
@@ -61,6 +65,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(native::router())
+        .merge(pipwave::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)

@@ -43,6 +43,9 @@ enum Command {
         /// How long idempotency keys are remembered, e.g. `24h`.
         #[arg(long, env = "AUTHCAP_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
         idempotency_ttl: Duration,
+        /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
+        #[arg(long, env = "AUTHCAP_PIPWAVE_TIMESTAMP_WINDOW", default_value = "300s", value_parser = humantime::parse_duration)]
+        pipwave_timestamp_window: Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long, env = "AUTHCAP_LOG_JSON")]
         log_json: bool,
@@ -115,6 +118,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             listen,
             authorization_ttl,
             idempotency_ttl,
+            pipwave_timestamp_window,
             ..
         } => {
             if store.merchant_count().await? == 0 {
@@ -126,6 +130,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let config = Config {
                 authorization_ttl,
                 idempotency_ttl,
+                pipwave_timestamp_window,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, database = %cli.database, "authcap listening");
