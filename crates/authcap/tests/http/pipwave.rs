@@ -497,7 +497,58 @@ async fn api_key_refusals() {
     let got = send(Some(long), signed(&too_long, "requery", &[("pw_id", &id)])).await;
     assert_code(&got, 400, 9001);
     assert_message_names(&got, "api_key");
+    // 64 characters is within the limit: it is looked up (and unknown).
+    let longest = "k".repeat(64);
+    let at_limit = IssuedCredentials {
+        pipwave_api_key: longest.clone(),
+        ..app.merchant.clone()
+    };
+    let got = send(
+        Some(longest),
+        signed(&at_limit, "requery", &[("pw_id", &id)]),
+    )
+    .await;
+    assert_code(&got, 403, 403);
     assert_code(&send(Some(key), fields).await, 200, 200);
+}
+
+#[tokio::test]
+async fn amounts_follow_the_currency_of_the_transaction() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post(
+            "/v1/orders",
+            json!({
+                "reference": unique("ref"), "amount": 1000, "currency": "JPY",
+                "payment_method": {"type": "card", "number": APPROVE},
+            }),
+        )
+        .await;
+    let id = json_of(response).await["id"].as_str().unwrap().to_owned();
+    let capture = |amount: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            form(
+                app,
+                &signed(
+                    &app.merchant,
+                    "capture-payment",
+                    &[("pw_id", &id), ("capture_amount", amount)],
+                ),
+            )
+            .await
+        }
+    };
+    let got = capture("1.50").await;
+    assert_code(&got, 400, 9001);
+    assert_message_names(&got, "capture_amount");
+    let got = capture("400.00").await;
+    assert_code(&got, 200, 200);
+    assert_eq!(got.1["capture_amount"], "400");
+    assert_eq!(got.1["currency_code"], "JPY");
+    assert_eq!(native_order(&app, &id).await["captured_amount"], 400);
+    app.assert_ledger_consistent().await;
 }
 
 #[tokio::test]
