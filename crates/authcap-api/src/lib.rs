@@ -13,6 +13,7 @@ pub mod multisafepay;
 pub mod native;
 pub mod openapi;
 pub mod optty;
+pub mod pipwave;
 pub mod wire;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct Config {
     pub authorization_ttl: Duration,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
+    pub pipwave_timestamp_window: Duration,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
         Config {
             authorization_ttl: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            pipwave_timestamp_window: Duration::from_secs(300),
         }
     }
 }
@@ -67,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(optty::router())
         .merge(multisafepay::router())
         .merge(mercadopago::router())
+        .merge(pipwave::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)

@@ -58,6 +58,9 @@ enum Command {
         /// How long idempotency keys are remembered, e.g. `24h`.
         #[arg(long, env = "AUTHCAP_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
         idempotency_ttl: Duration,
+        /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
+        #[arg(long, env = "AUTHCAP_PIPWAVE_TIMESTAMP_WINDOW", default_value = "300s", value_parser = humantime::parse_duration)]
+        pipwave_timestamp_window: Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long, env = "AUTHCAP_LOG_JSON")]
         log_json: bool,
@@ -134,6 +137,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             listen,
             authorization_ttl,
             idempotency_ttl,
+            pipwave_timestamp_window,
             ..
         } => {
             if store.merchant_count().await? == 0 {
@@ -145,6 +149,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let config = Config {
                 authorization_ttl,
                 idempotency_ttl,
+                pipwave_timestamp_window,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

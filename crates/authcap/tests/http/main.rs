@@ -18,6 +18,7 @@ mod sqlite {
     mod multisafepay;
     mod native;
     mod optty;
+    mod pipwave;
     mod support;
 }
 
@@ -28,5 +29,6 @@ mod postgres {
     mod multisafepay;
     mod native;
     mod optty;
+    mod pipwave;
     mod support;
 }
