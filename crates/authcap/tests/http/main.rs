@@ -26,9 +26,11 @@ mod sqlite {
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod mercadopago;
+    mod multinode;
     mod multisafepay;
     mod native;
     mod optty;
+    mod outage;
     mod pipwave;
     mod support;
 }

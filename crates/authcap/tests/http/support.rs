@@ -156,7 +156,13 @@ impl TestApp {
 
     /// A server over an existing database, as after a restart.
     pub async fn spawn_on(database: Arc<TestDatabase>, config: Config) -> TestApp {
-        let store = Store::open(&database.url, Arc::new(Simulator))
+        let url = database.url.clone();
+        TestApp::spawn_on_url(database, &url, config).await
+    }
+
+    /// A server over `database`, reached through `url` (a proxy, say).
+    pub async fn spawn_on_url(database: Arc<TestDatabase>, url: &str, config: Config) -> TestApp {
+        let store = Store::open(url, Arc::new(Simulator))
             .await
             .expect("open store");
         let server_secret = ServerSecret::load(&store, None).await.unwrap();
