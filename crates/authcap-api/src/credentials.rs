@@ -19,6 +19,9 @@ const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 const HEX: &[u8] = b"0123456789abcdef";
 const DIGITS: &[u8] = b"0123456789";
 
+/// Signing keys and Pipwave secrets derive from the server secret; a short one is guessable.
+pub const SERVER_SECRET_BYTES_MIN: usize = 32;
+
 /// The server-wide secret from which signing keys and derived merchant secrets come.
 #[derive(Clone)]
 pub struct ServerSecret(Arc<Vec<u8>>);
@@ -41,6 +44,11 @@ impl ServerSecret {
         configured: Option<String>,
     ) -> Result<ServerSecret, StoreError> {
         let text = match configured {
+            Some(text) if text.len() < SERVER_SECRET_BYTES_MIN => {
+                return Err(StoreError::Unavailable(format!(
+                    "AUTHCAP_SERVER_SECRET must be at least {SERVER_SECRET_BYTES_MIN} bytes"
+                )));
+            }
             Some(text) => text,
             None => {
                 store

@@ -3,7 +3,10 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authcap_core::{Amount, AmountError, Currency, Timestamp};
+use authcap_store::StoredResponse;
 use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -21,7 +24,10 @@ pub fn now() -> Timestamp {
 }
 
 pub fn rfc3339(at: Timestamp) -> String {
-    let time = UNIX_EPOCH + std::time::Duration::from_millis(at.millis().max(0) as u64);
+    // humantime formats years up to 9999 only.
+    const LAST_MILLIS: i64 = 253_402_300_799_999;
+    let millis = at.millis().clamp(0, LAST_MILLIS) as u64;
+    let time = UNIX_EPOCH + std::time::Duration::from_millis(millis);
     humantime::format_rfc3339_millis(time).to_string()
 }
 
@@ -159,4 +165,45 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
 pub fn check_len(value: &str, min: usize, max: usize) -> bool {
     let chars = value.chars().count();
     (min..=max).contains(&chars)
+}
+
+/// The HTTP response for stored bytes; a replay says so in `Idempotent-Replayed: true`.
+pub fn stored_response(stored: StoredResponse, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = stored.content_type.parse() {
+        headers.insert(axum::http::header::CONTENT_TYPE, value);
+    }
+    if replayed {
+        headers.insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// The one parameter of a route's path, percent-decoded. A segment that does not decode to
+/// UTF-8 is kept as sent: it names no order, so the dialect answers "not found" in its own
+/// shape instead of axum's plain-text rejection.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<PathParam, Self::Rejection> {
+        use axum::extract::{Path, RawPathParams};
+        if let Ok(Path(value)) = Path::<String>::from_request_parts(parts, state).await {
+            return Ok(PathParam(value));
+        }
+        let raw = RawPathParams::from_request_parts(parts, state).await.ok();
+        let value = raw
+            .and_then(|params| params.iter().next().map(|(_, value)| value.to_owned()))
+            .unwrap_or_default();
+        Ok(PathParam(value))
+    }
 }

@@ -27,6 +27,73 @@ pub enum OrderLocator {
     Reference(String),
 }
 
+impl OrderLocator {
+    pub fn key(&self) -> &str {
+        match self {
+            OrderLocator::Id(key) | OrderLocator::Reference(key) => key,
+        }
+    }
+}
+
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// The reason a write cannot be stored because of a NUL character, if any: a lookup key with
+/// one names no order; any other text with one is invalid.
+fn nul_in(write: &Write) -> Option<WriteError> {
+    let texts: Vec<&str> = match &write.operation {
+        Operation::Create(new) => vec![&new.reference, &new.metadata, &new.card.number],
+        Operation::Capture { order, request } => {
+            if has_nul(order.key()) {
+                return Some(WriteError::OrderNotFound);
+            }
+            let shipping = request
+                .shipping
+                .iter()
+                .flat_map(|s| [&s.carrier, &s.method, &s.tracking_code]);
+            [
+                &request.reference,
+                &request.invoice_id,
+                &request.description,
+                &request.reason,
+            ]
+            .into_iter()
+            .chain(shipping)
+            .flatten()
+            .map(String::as_str)
+            .chain([request.metadata.as_str()])
+            .collect()
+        }
+        Operation::Void { order, .. } => vec![order.key()],
+        Operation::Refund { order, request } => {
+            if has_nul(order.key()) {
+                return Some(WriteError::OrderNotFound);
+            }
+            [&request.reference, &request.reason]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .chain([request.metadata.as_str()])
+                .collect()
+        }
+    };
+    let claim = write
+        .idempotency
+        .iter()
+        .flat_map(|c| [c.scope.as_str(), c.key.as_str()]);
+    if let Operation::Void { .. } = write.operation
+        && texts.iter().any(|t| has_nul(t))
+    {
+        return Some(WriteError::OrderNotFound);
+    }
+    texts
+        .into_iter()
+        .chain(claim)
+        .any(has_nul)
+        .then_some(WriteError::TextContainsNul)
+}
+
 #[derive(Clone, Debug)]
 pub enum Operation {
     Create(NewOrder),
@@ -83,6 +150,8 @@ pub enum WriteError {
     OperationReferenceTaken,
     /// The core refused the operation.
     Refused(CoreError),
+    /// A text field holds U+0000, which PostgreSQL cannot store; refused on every backend alike.
+    TextContainsNul,
 }
 
 impl WriteError {
@@ -244,6 +313,13 @@ impl Store {
     }
 
     pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+        if let Some(error) = nul_in(&write) {
+            let response = (write.render)(&Err(error));
+            return Ok(Executed {
+                response,
+                replayed: false,
+            });
+        }
         let _guard = match &write.idempotency {
             Some(claim) => Some(self.in_flight.enter(&write.merchant_id, claim)?),
             None => None,
@@ -256,6 +332,9 @@ impl Store {
         merchant_id: &str,
         locator: OrderLocator,
     ) -> Result<Option<OrderRecord>, StoreError> {
+        if has_nul(locator.key()) {
+            return Ok(None);
+        }
         dispatch!(self, order(merchant_id.to_owned(), locator.clone()))
     }
 
@@ -264,6 +343,10 @@ impl Store {
         merchant_id: &str,
         query: ListQuery,
     ) -> Result<Vec<OrderRecord>, StoreError> {
+        let keys = [&query.starting_after, &query.reference];
+        if keys.into_iter().flatten().any(|key| has_nul(key)) {
+            return Ok(Vec::new());
+        }
         dispatch!(self, orders(merchant_id.to_owned(), query.clone()))
     }
 
@@ -277,6 +360,9 @@ impl Store {
         merchant_id: &str,
         reference: &str,
     ) -> Result<Option<OrderRecord>, StoreError> {
+        if has_nul(reference) {
+            return Ok(None);
+        }
         dispatch!(
             self,
             order_by_capture_reference(merchant_id.to_owned(), reference.to_owned())

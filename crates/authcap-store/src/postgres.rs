@@ -85,9 +85,6 @@ impl From<CorruptData> for Failure {
 impl From<Failure> for StoreError {
     fn from(failure: Failure) -> StoreError {
         match failure {
-            Failure::Database(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-                StoreError::IdempotencyRequestInProgress
-            }
             Failure::Database(error) => unavailable(describe(&error)),
             Failure::Corrupt(error) => unavailable(error),
         }
@@ -108,12 +105,15 @@ impl PostgresStore {
         settings: PoolSettings,
     ) -> Result<PostgresStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
-        let timeout_ms = settings.statement_timeout.as_millis();
+        let timeout_ms = settings.statement_timeout.as_millis().max(100);
         // Bound every statement and every lock wait, so a node never hangs on the database.
+        // Lock waits give up first, so a duplicate waiting on an idempotency claim learns that
+        // the first request is still running rather than seeing its statement cancelled.
         let options = format!(
-            "{} -c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
+            "{} -c statement_timeout={timeout_ms} -c lock_timeout={} \
              -c idle_in_transaction_session_timeout={}",
             config.get_options().unwrap_or_default(),
+            timeout_ms * 4 / 5,
             timeout_ms * 3
         );
         config.options(options.trim());
@@ -210,7 +210,11 @@ impl PostgresStore {
                     ],
                 )
                 .await
-                .map_err(Failure::from)?;
+                .map_err(|error| match error.code() {
+                    // The first request holding this key has not finished within the wait.
+                    Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::IdempotencyRequestInProgress,
+                    _ => Failure::from(error).into(),
+                })?;
             if claimed == 0 {
                 let row = tx
                     .query_one(
@@ -303,8 +307,9 @@ impl PostgresStore {
         merchant_id: String,
         locator: OrderLocator,
     ) -> Result<Option<OrderRecord>, StoreError> {
-        let client = self.client().await?;
-        Ok(load_order(&client, &merchant_id, &locator, false).await?)
+        let mut client = self.client().await?;
+        let tx = snapshot(&mut client).await?;
+        Ok(load_order(&tx, &merchant_id, &locator, false).await?)
     }
 
     pub async fn order_by_capture_reference(
@@ -335,7 +340,8 @@ impl PostgresStore {
         merchant_id: String,
         query: ListQuery,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let client = snapshot(&mut client).await?;
         let before: i64 = match &query.starting_after {
             Some(id) => {
                 let row = client
@@ -548,6 +554,20 @@ impl PostgresStore {
         tx.commit().await.map_err(Failure::from)?;
         Ok(swept)
     }
+}
+
+/// A read-only transaction that sees one snapshot: an order, its captures and its refunds
+/// agree with each other.
+async fn snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(unavailable)
 }
 
 async fn apply(

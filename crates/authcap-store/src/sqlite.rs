@@ -114,7 +114,9 @@ impl SqliteStore {
             None => connect(&self.path).map_err(unavailable)?,
         };
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = read(&conn);
+            // One read transaction: the order, its captures and refunds from one snapshot.
+            let result = conn.execute_batch("BEGIN").and_then(|()| read(&conn));
+            let _ = conn.execute_batch("COMMIT");
             (conn, result)
         })
         .await
@@ -346,9 +348,24 @@ impl Writer {
             }
             return;
         }
-        for job in group {
+        let mut jobs = group.into_iter();
+        for job in jobs.by_ref() {
             let answer = self.execute_one(job.write);
             answers.push((job.reply, answer));
+            // Some errors (disk full, I/O) make SQLite roll back the whole transaction by
+            // itself; nothing of this group was written, and later writes must not run
+            // outside it.
+            if self.conn.is_autocommit() {
+                break;
+            }
+        }
+        if self.conn.is_autocommit() {
+            tracing::error!("SQLite rolled back the group");
+            let rolled_back = answers.into_iter().map(|(reply, _)| reply);
+            for reply in rolled_back.chain(jobs.map(|job| job.reply)) {
+                let _ = reply.send(Err(unavailable("the transaction was rolled back")));
+            }
+            return;
         }
         let committed = self.conn.execute_batch("COMMIT");
         if let Err(error) = committed {
@@ -367,7 +384,13 @@ impl Writer {
     /// One write inside its own savepoint: on any database error only this write is undone.
     fn execute_one(&mut self, write: Write) -> Result<Executed, StoreError> {
         let sp = self.conn.savepoint().map_err(unavailable)?;
-        match execute_write(&sp, self.processor.as_ref(), write) {
+        // A bug in one write must not take the writer thread, and every later write, with it.
+        let processor = self.processor.as_ref();
+        let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            execute_write(&sp, processor, write)
+        }))
+        .unwrap_or_else(|_| Err(unavailable("the write panicked; it was rolled back")));
+        match executed {
             Ok(executed) => {
                 sp.commit().map_err(unavailable)?;
                 Ok(executed)

@@ -39,7 +39,7 @@ struct Cli {
 
     /// PostgreSQL only: statements and lock waits longer than this are cancelled.
     #[arg(long, global = true, env = "AUTHCAP_DATABASE_STATEMENT_TIMEOUT", default_value = "10s",
-          value_parser = humantime::parse_duration)]
+          value_parser = bounded_duration)]
     database_statement_timeout: Duration,
 
     #[command(subcommand)]
@@ -53,13 +53,13 @@ enum Command {
         #[arg(long, env = "AUTHCAP_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// How long an authorization stays capturable, e.g. `7d`, `90s`.
-        #[arg(long, env = "AUTHCAP_AUTHORIZATION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "AUTHCAP_AUTHORIZATION_TTL", default_value = "7d", value_parser = bounded_duration)]
         authorization_ttl: Duration,
         /// How long idempotency keys are remembered, e.g. `24h`.
-        #[arg(long, env = "AUTHCAP_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "AUTHCAP_IDEMPOTENCY_TTL", default_value = "24h", value_parser = bounded_duration)]
         idempotency_ttl: Duration,
         /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
-        #[arg(long, env = "AUTHCAP_PIPWAVE_TIMESTAMP_WINDOW", default_value = "300s", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "AUTHCAP_PIPWAVE_TIMESTAMP_WINDOW", default_value = "300s", value_parser = bounded_duration)]
         pipwave_timestamp_window: Duration,
         /// Logs as JSON lines instead of text.
         #[arg(long, env = "AUTHCAP_LOG_JSON")]
@@ -84,6 +84,17 @@ enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Durations are bounded so that every deadline derived from them stays a valid timestamp.
+const DURATION_MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+fn bounded_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > DURATION_MAX {
+        return Err("must be at most 10 years".into());
+    }
+    Ok(duration)
 }
 
 fn main() -> ExitCode {
@@ -140,6 +151,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             pipwave_timestamp_window,
             ..
         } => {
+            // A signed Pipwave request replayed after its idempotency record is pruned would run
+            // again; the window must close first.
+            if pipwave_timestamp_window >= idempotency_ttl {
+                return Err(
+                    "--pipwave-timestamp-window must be shorter than --idempotency-ttl".into(),
+                );
+            }
             if store.merchant_count().await? == 0 {
                 let demo =
                     credentials::create_merchant(&store, &server_secret, "Demo merchant").await?;

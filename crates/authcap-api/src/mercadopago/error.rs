@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::native::error::stored_response;
+use crate::wire::stored_response;
 use crate::wire::{BodyError, JsonError};
 
 /// Which write a refusal comes from: the same core refusal reads differently per endpoint.
@@ -263,6 +263,9 @@ impl MpError {
     pub fn of_write(op: Op, error: &WriteError) -> MpError {
         match error {
             WriteError::OrderNotFound => MpError::OrderNotFound,
+            WriteError::TextContainsNul => {
+                MpError::PropertyValue("text must not contain NUL characters".into())
+            }
             WriteError::ReferenceTaken => MpError::ExternalReferenceTaken,
             WriteError::OperationReferenceTaken => MpError::state_conflict(op),
             WriteError::Refused(error) => MpError::of_core(op, *error),

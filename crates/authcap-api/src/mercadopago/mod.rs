@@ -19,14 +19,15 @@ use authcap_store::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::value::RawValue;
 
 use crate::AppState;
-use crate::native::error::stored_response;
+use crate::wire::PathParam;
+use crate::wire::stored_response;
 use crate::wire::{
     check_len, new_id, now, parse_json, raw_number_text, read_body, rfc3339, sha256_hex,
 };
@@ -588,7 +589,7 @@ async fn create_order(
 async fn get_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, MpError> {
     let merchant_id = authenticate(&app, &headers).await?;
     let order_id = order_id(&id)?;
@@ -606,7 +607,7 @@ async fn get_order(
 async fn capture_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, MpError> {
     let merchant_id = authenticate(&app, &headers).await?;
@@ -644,7 +645,7 @@ async fn capture_order(
 async fn cancel_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, MpError> {
     let merchant_id = authenticate(&app, &headers).await?;
@@ -664,7 +665,7 @@ async fn cancel_order(
 async fn refund_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, MpError> {
     let merchant_id = authenticate(&app, &headers).await?;

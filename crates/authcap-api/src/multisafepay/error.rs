@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::native::error::stored_response;
+use crate::wire::stored_response;
 use crate::wire::{BodyError, JsonError};
 
 #[derive(Debug)]
@@ -201,6 +201,9 @@ impl From<&WriteError> for MspError {
     fn from(error: &WriteError) -> MspError {
         match error {
             WriteError::OrderNotFound => MspError::OrderNotFound,
+            WriteError::TextContainsNul => {
+                MspError::InvalidRequest("text must not contain NUL characters".into())
+            }
             WriteError::ReferenceTaken => MspError::OrderIdTaken,
             WriteError::OperationReferenceTaken => MspError::NewOrderIdTaken,
             WriteError::Refused(error) => MspError::Refused(*error),

@@ -19,7 +19,7 @@ use authcap_store::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{patch, post};
@@ -28,7 +28,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::native::error::stored_response;
+use crate::wire::PathParam;
+use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, now, parse_json, parse_minor_units, read_body, sha256_hex};
 pub use error::MspError;
 use types::*;
@@ -508,7 +509,7 @@ async fn get_order(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(order_id): Path<String>,
+    PathParam(order_id): PathParam,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
     let now = now();
@@ -545,7 +546,7 @@ async fn capture_order(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(order_id): Path<String>,
+    PathParam(order_id): PathParam,
     body: Body,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
@@ -702,7 +703,7 @@ async fn cancel_reservation(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(order_id): Path<String>,
+    PathParam(order_id): PathParam,
     body: Body,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
@@ -746,7 +747,7 @@ async fn update_order(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(order_id): Path<String>,
+    PathParam(order_id): PathParam,
     body: Body,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
@@ -807,7 +808,7 @@ async fn refund_order(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    Path(order_id): Path<String>,
+    PathParam(order_id): PathParam,
     body: Body,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;

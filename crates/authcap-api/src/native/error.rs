@@ -188,6 +188,9 @@ impl From<&WriteError> for Problem {
     fn from(error: &WriteError) -> Problem {
         match error {
             WriteError::OrderNotFound => Problem::OrderNotFound,
+            WriteError::TextContainsNul => {
+                Problem::InvalidRequest("text must not contain NUL characters".into())
+            }
             WriteError::ReferenceTaken => Problem::ReferenceTaken,
             WriteError::OperationReferenceTaken => Problem::OperationReferenceTaken,
             WriteError::Refused(error) => Problem::Refused(*error),
@@ -226,24 +229,8 @@ impl From<JsonError> for Problem {
     }
 }
 
-pub fn stored_response(stored: StoredResponse, replayed: bool) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, stored.body).into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = stored.content_type.parse() {
-        headers.insert(axum::http::header::CONTENT_TYPE, value);
-    }
-    if replayed {
-        headers.insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    response
-}
-
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        stored_response(self.to_stored(), false)
+        crate::wire::stored_response(self.to_stored(), false)
     }
 }

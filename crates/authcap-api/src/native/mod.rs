@@ -14,7 +14,7 @@ use authcap_store::{
 };
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,9 +22,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::AppState;
+use crate::wire::PathParam;
+use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, now, parse_json, parse_minor_units, read_body, sha256_hex};
 pub use error::Problem;
-use error::stored_response;
 use types::*;
 
 const REFERENCE_CHARS_MAX: usize = 50;
@@ -84,6 +85,25 @@ fn idempotency_claim(
         key: key.to_owned(),
         fingerprint: sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body]),
     }))
+}
+
+/// The common start of a write on an existing order: authenticate, read the body, claim the
+/// idempotency key, parse the body (an empty body is the request's defaults).
+async fn write_request<T: serde::de::DeserializeOwned + Default>(
+    app: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    body: Body,
+) -> Result<(String, Option<IdempotencyClaim>, T), Problem> {
+    let merchant_id = authenticate(app, headers).await?;
+    let bytes = read_body(body).await?;
+    let claim = idempotency_claim(headers, &Method::POST, path, &bytes)?;
+    let request = if bytes.is_empty() {
+        T::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    Ok((merchant_id, claim, request))
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
@@ -307,7 +327,7 @@ pub async fn create_order(
 pub async fn get_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let merchant_id = authenticate(&app, &headers).await?;
     let record = app
@@ -384,18 +404,12 @@ fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
 pub async fn capture_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, Problem> {
-    let merchant_id = authenticate(&app, &headers).await?;
-    let bytes = read_body(body).await?;
     let path = format!("/v1/orders/{id}/captures");
-    let claim = idempotency_claim(&headers, &Method::POST, &path, &bytes)?;
-    let request: CaptureOrderRequest = if bytes.is_empty() {
-        CaptureOrderRequest::default()
-    } else {
-        parse_json(&bytes)?
-    };
+    let (merchant_id, claim, request) =
+        write_request::<CaptureOrderRequest>(&app, &headers, &path, body).await?;
     let shipping = match request.shipping {
         Some(s) => Some(Shipping {
             carrier: text("shipping.carrier", s.carrier, TEXT_CHARS_MAX)?,
@@ -431,7 +445,7 @@ pub async fn capture_order(
 pub async fn list_captures(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let merchant_id = authenticate(&app, &headers).await?;
     let record = app
@@ -460,16 +474,11 @@ pub async fn list_captures(
 pub async fn void_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, Problem> {
-    let merchant_id = authenticate(&app, &headers).await?;
-    let bytes = read_body(body).await?;
     let path = format!("/v1/orders/{id}/void");
-    let claim = idempotency_claim(&headers, &Method::POST, &path, &bytes)?;
-    if !bytes.is_empty() {
-        let _: EmptyRequest = parse_json(&bytes)?;
-    }
+    let (merchant_id, claim, EmptyRequest {}) = write_request(&app, &headers, &path, body).await?;
     let operation = Operation::Void {
         order: OrderLocator::Id(id),
         amount: None,
@@ -485,18 +494,12 @@ pub async fn void_order(
 pub async fn refund_order(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, Problem> {
-    let merchant_id = authenticate(&app, &headers).await?;
-    let bytes = read_body(body).await?;
     let path = format!("/v1/orders/{id}/refunds");
-    let claim = idempotency_claim(&headers, &Method::POST, &path, &bytes)?;
-    let request: RefundOrderRequest = if bytes.is_empty() {
-        RefundOrderRequest::default()
-    } else {
-        parse_json(&bytes)?
-    };
+    let (merchant_id, claim, request) =
+        write_request::<RefundOrderRequest>(&app, &headers, &path, body).await?;
     let refund = RefundRequest {
         id: new_id("ref_"),
         amount: request

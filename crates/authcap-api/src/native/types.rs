@@ -72,7 +72,7 @@ pub struct RefundOrderRequest {
     pub reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyRequest {}
 

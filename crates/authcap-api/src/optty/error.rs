@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::native::error::stored_response;
+use crate::wire::stored_response;
 use crate::wire::{BodyError, JsonError};
 
 #[derive(Debug)]
@@ -150,6 +150,9 @@ impl OpttyError {
     pub fn from_write(error: &WriteError, context: &Context) -> OpttyError {
         match error {
             WriteError::OrderNotFound => OpttyError::OrderNotFound(context.order_reference.clone()),
+            WriteError::TextContainsNul => {
+                OpttyError::Invalid("text must not contain NUL characters".into())
+            }
             WriteError::ReferenceTaken => OpttyError::OrderReferenceTaken,
             WriteError::OperationReferenceTaken => {
                 OpttyError::OperationReferenceTaken(context.reference_field)

@@ -32,7 +32,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::AppState;
-use crate::native::error::stored_response;
+use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, now, parse_json, read_body, rfc3339, sha256_hex};
 use error::Context;
 pub use error::OpttyError;

@@ -176,6 +176,9 @@ impl PwError {
     ) -> PwError {
         match error {
             WriteError::OrderNotFound => PwError::TransactionNotFound("pw_id"),
+            WriteError::TextContainsNul => {
+                PwError::Parameter("text must not contain NUL characters".into())
+            }
             WriteError::ReferenceTaken | WriteError::OperationReferenceTaken => {
                 PwError::DuplicateReference
             }
@@ -282,22 +285,6 @@ pub fn json_stored<T: serde::Serialize>(status: StatusCode, body: &T) -> StoredR
     }
 }
 
-pub fn stored_response(stored: StoredResponse, replayed: bool) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, stored.body).into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = stored.content_type.parse() {
-        headers.insert(axum::http::header::CONTENT_TYPE, value);
-    }
-    if replayed {
-        headers.insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    response
-}
-
 impl From<StoreError> for PwError {
     fn from(error: StoreError) -> PwError {
         match error {
@@ -332,6 +319,6 @@ impl From<FieldsError> for PwError {
 
 impl IntoResponse for PwError {
     fn into_response(self) -> Response {
-        stored_response(self.to_stored(), false)
+        crate::wire::stored_response(self.to_stored(), false)
     }
 }

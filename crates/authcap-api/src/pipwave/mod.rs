@@ -26,8 +26,9 @@ use axum::routing::post;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, now, read_body, sha256_hex};
-use error::{PwError, code, json_stored, param, stored_response};
+use error::{PwError, code, json_stored, param};
 use types::*;
 
 const API_KEY_CHARS_MAX: usize = 64;

@@ -792,3 +792,47 @@ async fn orders_survive_a_restart() {
     assert_eq!(json_of(read).await["captured_amount"], 400);
     restarted.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn nul_characters_and_undecodable_ids_are_client_errors_on_every_backend() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let response = app
+        .post("/v1/orders", order_body("nul\u{0}ref", 100, APPROVE))
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json_of(response).await["code"], "invalid_request");
+    let order = app.authorized_order(1000, APPROVE).await;
+    let id = order["id"].as_str().unwrap();
+    let capture = app
+        .post(
+            &format!("/v1/orders/{id}/captures"),
+            json!({"amount": 100, "reason": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(capture.status(), 400);
+    for path in [
+        "/v1/orders/%00",
+        "/v1/orders/%FF%FE",
+        "/v1/orders?reference=%00",
+    ] {
+        let response = app.get(path).await;
+        assert!(
+            response.status() == 404 || response.status() == 200,
+            "{path}"
+        );
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("json"),
+            "{path}"
+        );
+    }
+    let void = app.post("/v1/orders/%00/void", json!({})).await;
+    assert_eq!(void.status(), 404);
+    assert_eq!(json_of(void).await["code"], "order_not_found");
+    let read = json_of(app.get(&format!("/v1/orders/{id}")).await).await;
+    assert_eq!(read["captured_amount"], 0);
+}
