@@ -590,10 +590,12 @@ async fn capture_order(
     if let Some(new_order_id) = &new_order_id {
         check_new_order_id(&app, &merchant_id, &order_id, new_order_id).await?;
     }
-    // Without an Idempotency-Key, the new_order_id is the capture's natural key: an identical
-    // retry replays the first answer instead of capturing twice.
-    let claim = header.or_else(|| {
-        new_order_id.as_ref().map(|new_order_id| {
+    // The new_order_id is the capture's natural key, claimed even when an Idempotency-Key is
+    // sent: an identical retry replays the first answer, and two captures racing for one
+    // new_order_id cannot both win. Without a new_order_id, the header is the key.
+    let claim = new_order_id
+        .as_ref()
+        .map(|new_order_id| {
             natural_claim(
                 "multisafepay:new_order_id",
                 new_order_id,
@@ -602,7 +604,7 @@ async fn capture_order(
                 MspError::NewOrderIdTaken,
             )
         })
-    });
+        .or(header);
 
     let shipping = (carrier.is_some() || tracktrace_code.is_some()).then_some(Shipping {
         carrier,
