@@ -595,58 +595,53 @@ async fn apply(
         (_, None) => Loaded::Existing(None),
     };
     let creating = matches!(operation, Operation::Create(_));
-    let transition = match rows::decide(operation, loaded, now, processor) {
+    let transition = match rows::decide(operation, &loaded, now, processor) {
         Ok(transition) => transition,
         Err(error) => return Ok(Err(error)),
     };
+    let mut created_number = 0;
     if creating {
-        insert_order(tx, &transition.order).await?;
+        created_number = insert_order(tx, &transition.order).await?;
     }
     persist(tx, &transition).await?;
-    let locator = OrderLocator::Id(transition.order.id.clone());
-    let record = load_order(tx, merchant_id, &locator, false)
-        .await?
-        .ok_or_else(|| CorruptData("order vanished inside its own transaction".into()))?;
-    Ok(Ok(Applied {
-        record,
-        capture: transition.capture,
-        refund: transition.refund,
-    }))
+    Ok(Ok(rows::applied(loaded, transition, created_number)))
 }
 
-async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<(), Failure> {
+/// Inserts the order and returns its number.
+async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Failure> {
     let support = order.authorization.as_ref().map(|a| a.capture_support);
-    tx.execute(
-        "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
+    let row = tx
+        .query_one(
+            "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
          capture_mode, card_brand, card_last4, processor_reference, capture_partial,
          capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
          capture_count, expires_at, created_at, updated_at, metadata)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, 0, NULL, 0,
-                 $14, $15, $15, $16)",
-        &[
-            &order.id,
-            &order.merchant_id,
-            &order.reference,
-            &order.currency.code(),
-            &order.amount.minor_units(),
-            &order.surcharge.minor_units(),
-            &order.capture_mode.as_str(),
-            &order.card_brand,
-            &order.card_last4,
-            &order
-                .authorization
-                .as_ref()
-                .map(|a| a.processor_reference.as_str()),
-            &support.is_some_and(|s| s.partial),
-            &support.is_some_and(|s| s.multiple),
-            &order.failure.map(|f| f.code()),
-            &order.expires_at.millis(),
-            &order.created_at.millis(),
-            &order.metadata,
-        ],
-    )
-    .await?;
-    Ok(())
+                 $14, $15, $15, $16) RETURNING number",
+            &[
+                &order.id,
+                &order.merchant_id,
+                &order.reference,
+                &order.currency.code(),
+                &order.amount.minor_units(),
+                &order.surcharge.minor_units(),
+                &order.capture_mode.as_str(),
+                &order.card_brand,
+                &order.card_last4,
+                &order
+                    .authorization
+                    .as_ref()
+                    .map(|a| a.processor_reference.as_str()),
+                &support.is_some_and(|s| s.partial),
+                &support.is_some_and(|s| s.multiple),
+                &order.failure.map(|f| f.code()),
+                &order.expires_at.millis(),
+                &order.created_at.millis(),
+                &order.metadata,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(), Failure> {

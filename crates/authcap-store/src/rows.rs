@@ -7,7 +7,7 @@ use authcap_core::{
     Refund, Shipping, Timestamp, Transition,
 };
 
-use crate::{Operation, OrderRecord, WriteError};
+use crate::{Applied, Operation, OrderRecord, WriteError};
 
 /// Data in the database that the domain cannot accept: a bug or tampering, never client input.
 #[derive(Debug)]
@@ -210,7 +210,7 @@ pub enum Loaded {
 /// The core's decision on an operation, given what was loaded. Pure apart from the processor.
 pub fn decide(
     operation: Operation,
-    loaded: Loaded,
+    loaded: &Loaded,
     now: Timestamp,
     processor: &dyn Processor,
 ) -> Result<Transition, WriteError> {
@@ -225,7 +225,7 @@ pub fn decide(
             return Err(WriteError::ReferenceTaken);
         }
         (Operation::Create(_), _) => None,
-        (_, Loaded::Existing(Some(record))) => Some(record),
+        (_, Loaded::Existing(Some(record))) => Some(record.as_ref()),
         (_, _) => return Err(WriteError::OrderNotFound),
     };
     match (operation, record) {
@@ -271,5 +271,27 @@ pub fn target(operation: &Operation) -> Option<&crate::OrderLocator> {
         Operation::Capture { order, .. }
         | Operation::Void { order, .. }
         | Operation::Refund { order, .. } => Some(order),
+    }
+}
+
+/// The order as it stands after `transition`, built from what was loaded rather than read back:
+/// the write path reads each order once. `created_number` is the new row's number on a create.
+pub fn applied(loaded: Loaded, transition: Transition, created_number: i64) -> Applied {
+    let mut record = match loaded {
+        Loaded::Existing(Some(record)) => *record,
+        _ => OrderRecord {
+            number: created_number,
+            order: transition.order.clone(),
+            captures: Vec::new(),
+            refunds: Vec::new(),
+        },
+    };
+    record.order = transition.order;
+    record.captures.extend(transition.capture.iter().cloned());
+    record.refunds.extend(transition.refund.iter().cloned());
+    Applied {
+        record,
+        capture: transition.capture,
+        refund: transition.refund,
     }
 }

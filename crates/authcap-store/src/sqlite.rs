@@ -495,22 +495,17 @@ fn apply(
         (_, None) => Loaded::Existing(None),
     };
     let creating = matches!(operation, Operation::Create(_));
-    let transition = match rows::decide(operation, loaded, now, processor) {
+    let transition = match rows::decide(operation, &loaded, now, processor) {
         Ok(transition) => transition,
         Err(error) => return Ok(Err(error)),
     };
+    let mut created_number = 0;
     if creating {
         insert_order(conn, &transition.order)?;
+        created_number = conn.last_insert_rowid();
     }
     persist(conn, &transition)?;
-    let locator = OrderLocator::Id(transition.order.id.clone());
-    let record = load_order(conn, merchant_id, &locator)?
-        .ok_or_else(|| corrupt("order vanished inside its own transaction"))?;
-    Ok(Ok(Applied {
-        record,
-        capture: transition.capture,
-        refund: transition.refund,
-    }))
+    Ok(Ok(rows::applied(loaded, transition, created_number)))
 }
 
 fn corrupt(what: &str) -> rusqlite::Error {
