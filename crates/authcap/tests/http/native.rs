@@ -836,3 +836,28 @@ async fn nul_characters_and_undecodable_ids_are_client_errors_on_every_backend()
     let read = json_of(app.get(&format!("/v1/orders/{id}")).await).await;
     assert_eq!(read["captured_amount"], 0);
 }
+
+#[tokio::test]
+async fn idempotency_keys_are_forgotten_after_their_time() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let send = |reference: &str| {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", "kept-a-while")
+            .json(&order_body(reference, 100, APPROVE))
+            .send()
+    };
+    assert_eq!(send("first").await.unwrap().status(), 201);
+    assert_eq!(send("second").await.unwrap().status(), 422);
+    let one_hour_ago = authcap_api::wire::now().millis() - 3_600_000;
+    assert_eq!(
+        app.store.prune_idempotency(one_hour_ago).await.unwrap(),
+        0,
+        "young keys stay"
+    );
+    let later = authcap_api::wire::now().millis() + 1;
+    assert_eq!(app.store.prune_idempotency(later).await.unwrap(), 1);
+    let reused = send("second").await.unwrap();
+    assert_eq!(reused.status(), 201, "a pruned key is free again");
+}
