@@ -54,6 +54,21 @@ pub struct TestDatabase {
 
 pub const POSTGRES_URL_VARIABLE: &str = "AUTHCAP_TEST_POSTGRES_URL";
 
+/// Says, once and past libtest's output capture, that the PostgreSQL runs were skipped: their
+/// tests still report `ok`, so the reason must be visible.
+fn announce_postgres_skipped() {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED: the postgres::* HTTP tests did not run against PostgreSQL; \
+             set {POSTGRES_URL_VARIABLE} (e.g. postgres://postgres@127.0.0.1:5432/test) to run them\n"
+        );
+    });
+    eprintln!("SKIPPED on PostgreSQL: set {POSTGRES_URL_VARIABLE} to run it");
+}
+
 impl TestDatabase {
     /// `None` (and a note on stderr) when the backend under test is PostgreSQL and no server
     /// was given.
@@ -70,7 +85,7 @@ impl TestDatabase {
             }
             Backend::Postgres => {
                 let Ok(server) = std::env::var(POSTGRES_URL_VARIABLE) else {
-                    eprintln!("SKIPPED on PostgreSQL: set {POSTGRES_URL_VARIABLE} to run it");
+                    announce_postgres_skipped();
                     return None;
                 };
                 let schema = format!("authcap_test_{}", unique_suffix());
@@ -295,7 +310,12 @@ pub async fn run_sdk_script(name: &str, args: &[&str]) {
         if std::env::var("AUTHCAP_REQUIRE_SDK_TESTS").as_deref() == Ok("1") {
             panic!("SDKs are not installed: run scripts/install-sdks.sh");
         }
-        eprintln!("SKIPPED {name}: provider SDKs not installed (run scripts/install-sdks.sh)");
+        // Written past libtest's capture: the test reports `ok`, so the skip must be visible.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("SKIPPED {name}: provider SDKs not installed (run scripts/install-sdks.sh)\n")
+                .as_bytes(),
+        );
         return;
     }
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
