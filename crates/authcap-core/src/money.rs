@@ -140,8 +140,8 @@ impl fmt::Display for AmountError {
 }
 
 /// Parses `[-]digits[.digits][(e|E)[+|-]digits]` exactly into minor units with `exponent`
-/// decimals. Trailing zeros beyond the exponent are accepted ("10.500" EUR is 1050); any other
-/// digit beyond it is an error, never a rounding.
+/// decimals. More decimals than the currency has are an error even when they are zeros
+/// ("10.500" EUR, "400.00" JPY): the amount is refused, never rounded or reinterpreted.
 pub fn parse_decimal(text: &str, exponent: u8) -> Result<Amount, AmountError> {
     let bytes = text.as_bytes();
     let (negative, rest) = match bytes.first() {
@@ -163,27 +163,19 @@ pub fn parse_decimal(text: &str, exponent: u8) -> Result<Amount, AmountError> {
     if mantissa.contains(&b'.') && fraction.is_empty() {
         return Err(AmountError::NotANumber);
     }
-    // The value is digits × 10^(power − fraction.len()); shift it to minor units.
-    let digits = integer.iter().chain(fraction).copied();
+    // The value is digits × 10^(power − fraction.len()); in minor units that is digits × 10^shift.
     let shift = power + i64::from(exponent) - fraction.len() as i64;
-    let mut minor: i64 = 0;
-    let mut dropped_nonzero = false;
-    let significant = digits.clone().count() as i64 + shift.min(0);
-    for (index, digit) in digits.enumerate() {
-        let value = i64::from(digit - b'0');
-        if (index as i64) < significant {
-            minor = minor
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(value))
-                .ok_or(AmountError::TooLarge)?;
-        } else if value != 0 {
-            dropped_nonzero = true;
-        }
-    }
-    if dropped_nonzero {
+    if shift < 0 {
         return Err(AmountError::TooManyDecimals { allowed: exponent });
     }
-    for _ in 0..shift.max(0) {
+    let mut minor: i64 = 0;
+    for digit in integer.iter().chain(fraction) {
+        minor = minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i64::from(digit - b'0')))
+            .ok_or(AmountError::TooLarge)?;
+    }
+    for _ in 0..shift {
         if minor == 0 {
             break;
         }
@@ -239,7 +231,6 @@ mod tests {
         assert_eq!(eur("10.5"), Ok(1050));
         assert_eq!(eur("10"), Ok(1000));
         assert_eq!(eur("0.01"), Ok(1));
-        assert_eq!(eur("10.500"), Ok(1050));
         assert_eq!(eur("1e2"), Ok(10000));
         assert_eq!(eur("1.5E-1"), Ok(15));
         assert_eq!(eur("-0"), Ok(0));
@@ -252,6 +243,14 @@ mod tests {
         assert_eq!(
             eur("10.505"),
             Err(AmountError::TooManyDecimals { allowed: 2 })
+        );
+        assert_eq!(
+            eur("10.500"),
+            Err(AmountError::TooManyDecimals { allowed: 2 })
+        );
+        assert_eq!(
+            parse_decimal("400.00", 0),
+            Err(AmountError::TooManyDecimals { allowed: 0 })
         );
         assert_eq!(
             parse_decimal("1.5", 0),

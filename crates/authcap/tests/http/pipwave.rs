@@ -559,7 +559,10 @@ async fn amounts_follow_the_currency_of_the_transaction() {
     let got = capture("1.50").await;
     assert_code(&got, 400, 9001);
     assert_message_names(&got, "capture_amount");
+    // Zeros count too: JPY has no decimals to write.
     let got = capture("400.00").await;
+    assert_code(&got, 400, 9001);
+    let got = capture("400").await;
     assert_code(&got, 200, 200);
     assert_eq!(got.1["capture_amount"], "400");
     assert_eq!(got.1["currency_code"], "JPY");
