@@ -14,6 +14,7 @@ pub enum Backend {
 #[path = "."]
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod ledger;
     mod mercadopago;
     mod multisafepay;
     mod native;
@@ -25,6 +26,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod ledger;
     mod mercadopago;
     mod multinode;
     mod multisafepay;

@@ -23,14 +23,18 @@ impl Drop for Nodes {
     }
 }
 
-fn start_node(database: &str) -> (Child, String) {
-    let mut child = Command::new(BINARY)
+fn spawn_node(database: &str) -> Child {
+    Command::new(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
         .env("AUTHCAP_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start authcap serve");
+        .expect("start authcap serve")
+}
+
+/// Waits for the node to say where it listens.
+fn base_of(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
@@ -41,7 +45,7 @@ fn start_node(database: &str) -> (Child, String) {
     };
     // Keep draining stdout so the node never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    base
 }
 
 #[derive(Default, Debug)]
@@ -92,6 +96,9 @@ async fn three_nodes_on_one_database_keep_every_guarantee() {
         return;
     };
     let database = Arc::new(database);
+    // All three start at once on an empty database: migrations must take turns.
+    let mut nodes = Nodes((0..3).map(|_| spawn_node(&database.url)).collect());
+    let bases: Vec<String> = nodes.0.iter_mut().map(base_of).collect();
     let created = Command::new(BINARY)
         .args([
             "merchant",
@@ -112,13 +119,6 @@ async fn three_nodes_on_one_database_keep_every_guarantee() {
     let merchant: Value = serde_json::from_slice(&created.stdout).unwrap();
     let secret = merchant["secret_key"].as_str().unwrap().to_owned();
 
-    let mut nodes = Nodes(Vec::new());
-    let mut bases = Vec::new();
-    for _ in 0..3 {
-        let (child, base) = start_node(&database.url);
-        nodes.0.push(child);
-        bases.push(base);
-    }
     let client = Client::new();
     let node = |n: usize| &bases[n % bases.len()];
 
