@@ -50,6 +50,17 @@ impl Phase {
     }
 }
 
+/// Whether the response has `status`, after reading its body (so the connection is reused).
+async fn answered(response: reqwest::Result<reqwest::Response>, status: u16) -> bool {
+    match response {
+        Ok(response) => {
+            let matches = response.status() == status;
+            response.bytes().await.is_ok() && matches
+        }
+        Err(_) => false,
+    }
+}
+
 /// Runs `request(n)` from `clients` tasks for `seconds`, recording each latency.
 async fn run<F, Fut>(name: &'static str, clients: usize, seconds: u64, request: F) -> Phase
 where
@@ -158,12 +169,7 @@ async fn bench() {
     let (c, b) = (client.clone(), base.clone());
     run("baseline GET /healthz", clients, seconds, move |_| {
         let (c, b) = (c.clone(), b.clone());
-        async move {
-            c.get(format!("{b}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
+        async move { answered(c.get(format!("{b}/healthz")).send().await, 200).await }
     })
     .await
     .print();
@@ -175,13 +181,7 @@ async fn bench() {
             format!("{b}/v1/orders/{}", o[n % o.len()]),
             k.clone(),
         );
-        async move {
-            c.get(url)
-                .bearer_auth(k)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
+        async move { answered(c.get(url).bearer_auth(k).send().await, 200).await }
     })
     .await
     .print();
@@ -198,7 +198,7 @@ async fn bench() {
                 .json(&json!({"amount": 1}))
                 .send()
                 .await;
-            response.is_ok_and(|r| r.status() == 201)
+            answered(response, 201).await
         }
     })
     .await
@@ -209,14 +209,7 @@ async fn bench() {
         let body = json!({"reference": format!("new-{n}"), "amount": 500, "currency": "EUR",
             "payment_method": {"type": "card", "number": "4242424242424242"}});
         let (c, url, k) = (c.clone(), format!("{b}/v1/orders"), k.clone());
-        async move {
-            c.post(url)
-                .bearer_auth(k)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 201)
-        }
+        async move { answered(c.post(url).bearer_auth(k).json(&body).send().await, 201).await }
     })
     .await
     .print();
