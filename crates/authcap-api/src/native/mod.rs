@@ -65,6 +65,19 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Pro
         .ok_or(Problem::Unauthorized)
 }
 
+/// The caller's order with this id; another merchant's is as absent as a missing one.
+async fn authenticated_order(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: String,
+) -> Result<authcap_store::OrderRecord, Problem> {
+    let merchant_id = authenticate(app, headers).await?;
+    app.store
+        .order(&merchant_id, OrderLocator::Id(id))
+        .await?
+        .ok_or(Problem::OrderNotFound)
+}
+
 /// The claim of an `Idempotency-Key`, fingerprinted by method, path and body.
 fn idempotency_claim(
     headers: &HeaderMap,
@@ -329,12 +342,7 @@ pub async fn get_order(
     headers: HeaderMap,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let merchant_id = authenticate(&app, &headers).await?;
-    let record = app
-        .store
-        .order(&merchant_id, OrderLocator::Id(id))
-        .await?
-        .ok_or(Problem::OrderNotFound)?;
+    let record = authenticated_order(&app, &headers, id).await?;
     Ok(axum::Json(OrderBody::of(&record, now())).into_response())
 }
 
@@ -447,12 +455,7 @@ pub async fn list_captures(
     headers: HeaderMap,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let merchant_id = authenticate(&app, &headers).await?;
-    let record = app
-        .store
-        .order(&merchant_id, OrderLocator::Id(id))
-        .await?
-        .ok_or(Problem::OrderNotFound)?;
+    let record = authenticated_order(&app, &headers, id).await?;
     let now = now();
     let currency = record.order.currency;
     let body = CaptureList {
