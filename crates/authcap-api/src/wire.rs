@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 /// The largest request body any endpoint reads.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// How long a client may take to send its body.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -39,18 +42,20 @@ pub enum BodyError {
 }
 
 pub async fn read_body(body: Body) -> Result<Bytes, BodyError> {
-    axum::body::to_bytes(body, BODY_BYTES_MAX)
-        .await
-        .map_err(|error| {
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                if cause.is::<http_body_util::LengthLimitError>() {
-                    return BodyError::TooLarge;
-                }
-                source = cause.source();
+    let read = axum::body::to_bytes(body, BODY_BYTES_MAX);
+    let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, read).await else {
+        return Err(BodyError::Unreadable);
+    };
+    read.map_err(|error| {
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            if cause.is::<http_body_util::LengthLimitError>() {
+                return BodyError::TooLarge;
             }
-            BodyError::Unreadable
-        })
+            source = cause.source();
+        }
+        BodyError::Unreadable
+    })
 }
 
 /// A JSON body that could not become the expected request.

@@ -28,6 +28,9 @@ use crate::{
 /// How many queued writes share one commit at most.
 const GROUP_COMMIT_WRITES_MAX: usize = 128;
 
+/// How many reads run at once, each on its own connection; more wait their turn.
+const READERS_MAX: usize = 16;
+
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
 
 struct Job {
@@ -39,6 +42,7 @@ pub struct SqliteStore {
     path: String,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    reader_slots: tokio::sync::Semaphore,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -85,6 +89,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(sender),
             readers: Mutex::new(Vec::new()),
+            reader_slots: tokio::sync::Semaphore::new(READERS_MAX),
         })
     }
 
@@ -108,6 +113,7 @@ impl SqliteStore {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let _slot = self.reader_slots.acquire().await.map_err(unavailable)?;
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match pooled {
             Some(conn) => conn,
