@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use authcap_core::ledger::{LedgerTotals, discrepancies};
+use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
 use authcap_core::{LedgerKind, Order, Processor, Timestamp, Transition};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -494,25 +494,12 @@ impl PostgresStore {
             .query(&format!("SELECT {ORDER_COLUMNS} FROM orders"), &[])
             .await
             .map_err(Failure::from)?;
-        let mut found = Vec::new();
-        for row in rows {
-            let (_, order) = order_from_row(&row).map_err(Failure::from)?;
-            let ledger = totals.remove(&order.id).unwrap_or_default();
-            let problems = discrepancies(&order, ledger);
-            if !problems.is_empty() {
-                found.push(Discrepancy {
-                    order_id: order.id,
-                    problems,
-                });
-            }
-        }
-        for (order_id, _) in totals {
-            found.push(Discrepancy {
-                order_id,
-                problems: vec!["ledger entries for an order that does not exist".into()],
-            });
-        }
-        Ok(found)
+        let orders = rows
+            .iter()
+            .map(|row| order_from_row(row).map(|(_, order)| order))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
+        Ok(rows::discrepancies_against(orders, totals))
     }
 
     pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {

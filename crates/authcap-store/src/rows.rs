@@ -7,7 +7,9 @@ use authcap_core::{
     Refund, Shipping, Timestamp, Transition,
 };
 
-use crate::{Applied, Operation, OrderRecord, WriteError};
+use authcap_core::ledger::{LedgerTotals, discrepancies};
+
+use crate::{Applied, Discrepancy, Operation, OrderRecord, WriteError};
 
 /// Data in the database that the domain cannot accept: a bug or tampering, never client input.
 #[derive(Debug)]
@@ -294,4 +296,29 @@ pub fn applied(loaded: Loaded, transition: Transition, created_number: i64) -> A
         capture: transition.capture,
         refund: transition.refund,
     }
+}
+
+/// Every order whose totals disagree with its ledger sums, and every ledger without an order.
+pub fn discrepancies_against(
+    orders: Vec<Order>,
+    mut totals: std::collections::HashMap<String, LedgerTotals>,
+) -> Vec<Discrepancy> {
+    let mut found = Vec::new();
+    for order in orders {
+        let ledger = totals.remove(&order.id).unwrap_or_default();
+        let problems = discrepancies(&order, ledger);
+        if !problems.is_empty() {
+            found.push(Discrepancy {
+                order_id: order.id,
+                problems,
+            });
+        }
+    }
+    for (order_id, _) in totals {
+        found.push(Discrepancy {
+            order_id,
+            problems: vec!["ledger entries for an order that does not exist".into()],
+        });
+    }
+    found
 }

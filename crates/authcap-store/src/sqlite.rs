@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use authcap_core::ledger::{LedgerTotals, discrepancies};
+use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
 use authcap_core::{LedgerEntry, LedgerKind, Order, Processor, Timestamp, Transition};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -270,26 +270,10 @@ impl SqliteStore {
                     .add(kind, row.get(2)?);
             }
             let mut statement = conn.prepare(&format!("SELECT {ORDER_COLUMNS} FROM orders"))?;
-            let orders = statement.query_map([], |row| order_from_row(row).map(|(_, o)| o))?;
-            let mut found = Vec::new();
-            for order in orders {
-                let order = order?;
-                let ledger = totals.remove(&order.id).unwrap_or_default();
-                let problems = discrepancies(&order, ledger);
-                if !problems.is_empty() {
-                    found.push(Discrepancy {
-                        order_id: order.id,
-                        problems,
-                    });
-                }
-            }
-            for (order_id, _) in totals {
-                found.push(Discrepancy {
-                    order_id,
-                    problems: vec!["ledger entries for an order that does not exist".into()],
-                });
-            }
-            Ok(found)
+            let orders = statement
+                .query_map([], |row| order_from_row(row).map(|(_, o)| o))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows::discrepancies_against(orders, totals))
         })
         .await
     }
