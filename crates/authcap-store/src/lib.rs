@@ -42,56 +42,54 @@ fn has_nul(text: &str) -> bool {
 /// The reason a write cannot be stored because of a NUL character, if any: a lookup key with
 /// one names no order; any other text with one is invalid.
 fn nul_in(write: &Write) -> Option<WriteError> {
-    let texts: Vec<&str> = match &write.operation {
-        Operation::Create(new) => vec![&new.reference, &new.metadata, &new.card.number],
-        Operation::Capture { order, request } => {
-            if has_nul(order.key()) {
-                return Some(WriteError::OrderNotFound);
-            }
-            let shipping = request
-                .shipping
-                .iter()
-                .flat_map(|s| [&s.carrier, &s.method, &s.tracking_code]);
-            [
-                &request.reference,
-                &request.invoice_id,
-                &request.description,
-                &request.reason,
-            ]
-            .into_iter()
-            .chain(shipping)
-            .flatten()
-            .map(String::as_str)
-            .chain([request.metadata.as_str()])
-            .collect()
-        }
-        Operation::Void { order, .. } => vec![order.key()],
-        Operation::Refund { order, request } => {
-            if has_nul(order.key()) {
-                return Some(WriteError::OrderNotFound);
-            }
-            [&request.reference, &request.reason]
-                .into_iter()
-                .flatten()
-                .map(String::as_str)
-                .chain([request.metadata.as_str()])
-                .collect()
-        }
-    };
-    let claim = write
-        .idempotency
-        .iter()
-        .flat_map(|c| [c.scope.as_str(), c.key.as_str()]);
-    if let Operation::Void { .. } = write.operation
-        && texts.iter().any(|t| has_nul(t))
-    {
+    if rows::target(&write.operation).is_some_and(|order| has_nul(order.key())) {
         return Some(WriteError::OrderNotFound);
     }
-    texts
-        .into_iter()
-        .chain(claim)
-        .any(has_nul)
-        .then_some(WriteError::TextContainsNul)
+    let any = |texts: &[Option<&String>]| texts.iter().flatten().any(|text| has_nul(text));
+    let in_operation = match &write.operation {
+        Operation::Create(new) => any(&[
+            Some(&new.reference),
+            Some(&new.metadata),
+            Some(&new.card.number),
+        ]),
+        Operation::Capture { request, .. } => {
+            let shipping = request.shipping.as_ref();
+            any(&[
+                request.reference.as_ref(),
+                request.invoice_id.as_ref(),
+                request.description.as_ref(),
+                request.reason.as_ref(),
+                shipping.and_then(|s| s.carrier.as_ref()),
+                shipping.and_then(|s| s.method.as_ref()),
+                shipping.and_then(|s| s.tracking_code.as_ref()),
+                Some(&request.metadata),
+            ])
+        }
+        Operation::Void { .. } => false,
+        Operation::Refund { request, .. } => any(&[
+            request.reference.as_ref(),
+            request.reason.as_ref(),
+            Some(&request.metadata),
+        ]),
+    };
+    let in_claim = write
+        .idempotency
+        .as_ref()
+        .is_some_and(|claim| any(&[Some(&claim.scope), Some(&claim.key)]));
+    (in_operation || in_claim).then_some(WriteError::TextContainsNul)
+}
+
+/// Milliseconds since the epoch by this node's clock: the `now` the core is handed.
+pub(crate) fn now() -> authcap_core::Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    authcap_core::Timestamp(millis)
+}
+
+pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
 }
 
 #[derive(Clone, Debug)]
@@ -335,7 +333,7 @@ impl Store {
         if has_nul(locator.key()) {
             return Ok(None);
         }
-        dispatch!(self, order(merchant_id.to_owned(), locator.clone()))
+        dispatch!(self, order(merchant_id.to_owned(), locator))
     }
 
     pub async fn orders(
@@ -347,7 +345,7 @@ impl Store {
         if keys.into_iter().flatten().any(|key| has_nul(key)) {
             return Ok(Vec::new());
         }
-        dispatch!(self, orders(merchant_id.to_owned(), query.clone()))
+        dispatch!(self, orders(merchant_id.to_owned(), query))
     }
 
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
@@ -379,7 +377,7 @@ impl Store {
         kind: CredentialKind,
         hash: String,
     ) -> Result<Option<String>, StoreError> {
-        dispatch!(self, merchant_by_credential(kind, hash.clone()))
+        dispatch!(self, merchant_by_credential(kind, hash))
     }
 
     /// A server-wide setting, created with `generate` the first time it is asked for.

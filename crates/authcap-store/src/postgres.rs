@@ -6,7 +6,7 @@
 //! row first; a duplicate on any node blocks on the primary key until the first commits, then
 //! replays its stored response (or, past `lock_timeout`, answers "in progress").
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
@@ -21,7 +21,7 @@ use crate::rows::{
 };
 use crate::{
     Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
-    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError,
+    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError, now, unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_initial.sql")];
@@ -51,18 +51,6 @@ impl Default for PoolSettings {
 }
 
 type PgError = tokio_postgres::Error;
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Timestamp(millis)
-}
 
 /// A database error or data the domain cannot accept.
 enum Failure {

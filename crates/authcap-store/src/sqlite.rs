@@ -8,7 +8,6 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
@@ -22,7 +21,7 @@ use crate::rows::{
 };
 use crate::{
     Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
-    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError,
+    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError, now, unavailable,
 };
 
 /// How many queued writes share one commit at most.
@@ -43,18 +42,6 @@ pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
-}
-
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Timestamp(millis)
 }
 
 fn connect(path: &str) -> rusqlite::Result<Connection> {

@@ -48,6 +48,27 @@ fn base_of(child: &mut Child) -> String {
     base
 }
 
+/// Authorizes an order through `base` and returns its id.
+async fn create_order(
+    client: &Client,
+    base: &str,
+    secret: &str,
+    reference: &str,
+    amount: i64,
+) -> String {
+    let order: Value = client
+        .post(format!("{base}/v1/orders"))
+        .bearer_auth(secret)
+        .json(&order_body(reference, amount, APPROVE))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    order["id"].as_str().unwrap().to_owned()
+}
+
 #[derive(Default, Debug)]
 struct Tally {
     sent: usize,
@@ -122,17 +143,7 @@ async fn three_nodes_on_one_database_keep_every_guarantee() {
     let client = Client::new();
     let node = |n: usize| &bases[n % bases.len()];
 
-    let hot: Value = client
-        .post(format!("{}/v1/orders", node(0)))
-        .bearer_auth(&secret)
-        .json(&order_body("hot-order", 10_000, APPROVE))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hot_id = hot["id"].as_str().unwrap().to_owned();
+    let hot_id = create_order(&client, node(0), &secret, "hot-order", 10_000).await;
 
     // 60 partial captures of 250 ask for 15 000 against 10 000: exactly 40 fit.
     let captures = (0..60)
@@ -159,17 +170,7 @@ async fn three_nodes_on_one_database_keep_every_guarantee() {
     let (refund_tally, _) = fire(&client, refunds, &secret).await;
 
     // 20 keys, each sent to all three nodes at once: every key executes once.
-    let wide: Value = client
-        .post(format!("{}/v1/orders", node(1)))
-        .bearer_auth(&secret)
-        .json(&order_body("idempotent-order", 100_000, APPROVE))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let wide_id = wide["id"].as_str().unwrap().to_owned();
+    let wide_id = create_order(&client, node(1), &secret, "idempotent-order", 100_000).await;
     let keyed = (0..60)
         .map(|n| {
             let url = format!("{}/v1/orders/{wide_id}/captures", node(n));
