@@ -113,21 +113,21 @@ pub async fn create_merchant(
         merchant_id,
     };
     let credential_hashes = vec![
-        (CredentialKind::SecretKey, hash(&issued.secret_key)),
+        (crate::native::SECRET_KEY, hash(&issued.secret_key)),
         (
-            CredentialKind::MultisafepayApiKey,
+            crate::multisafepay::API_KEY,
             hash(&issued.multisafepay_api_key),
         ),
         (
-            CredentialKind::MercadopagoAccessToken,
+            crate::mercadopago::ACCESS_TOKEN,
             hash(&issued.mercadopago_access_token),
         ),
-        (CredentialKind::OpttyClientId, hash(&issued.optty_client_id)),
+        (crate::optty::CLIENT_ID, hash(&issued.optty_client_id)),
         (
-            CredentialKind::OpttyClientSecret,
+            crate::optty::CLIENT_SECRET,
             hash(&issued.optty_client_secret),
         ),
-        (CredentialKind::PipwaveApiKey, hash(&issued.pipwave_api_key)),
+        (crate::pipwave::API_KEY, hash(&issued.pipwave_api_key)),
     ];
     store
         .create_merchant(NewMerchant {
@@ -138,6 +138,9 @@ pub async fn create_merchant(
         .await?;
     Ok(issued)
 }
+
+/// How many resolved credentials are remembered; past it the memory starts over.
+const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
 /// Resolves credentials to merchants, remembering hits: credentials never change once issued.
 #[derive(Clone)]
@@ -174,10 +177,11 @@ impl Resolver {
             .merchant_by_credential(kind, slot.1.clone())
             .await?;
         if let Some(merchant) = &found {
-            self.known
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(slot, merchant.clone());
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            if known.len() >= CREDENTIAL_CACHE_MAX {
+                known.clear();
+            }
+            known.insert(slot, merchant.clone());
         }
         Ok(found)
     }

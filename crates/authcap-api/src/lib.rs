@@ -106,16 +106,31 @@ pub async fn serve(
         .await
 }
 
-/// Background upkeep: write down expired authorizations, forget old idempotency keys.
+/// How often the clock's consequences (expiries, settlements) are written down, with their
+/// events. Reads show them at once whatever this is.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often idempotency keys past their time are forgotten.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Background upkeep: write down expiries and settlements, forget old idempotency keys.
 fn spawn_housekeeping(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_prune: Option<Instant> = None;
         loop {
             tick.tick().await;
-            if let Err(error) = state.store.sweep_expired().await {
-                tracing::warn!(%error, "expiry sweep failed");
+            if let Err(error) = state.store.sweep().await {
+                tracing::warn!(%error, "sweep failed");
             }
-            let horizon = wire::now().millis() - state.config.idempotency_ttl.as_millis() as i64;
+            if last_prune.is_some_and(|at| at.elapsed() < PRUNE_INTERVAL) {
+                continue;
+            }
+            last_prune = Some(Instant::now());
+            let ttl_ms =
+                i64::try_from(state.config.idempotency_ttl.as_millis()).unwrap_or(i64::MAX);
+            let horizon = state.store.now().millis().saturating_sub(ttl_ms);
             if let Err(error) = state.store.prune_idempotency(horizon).await {
                 tracing::warn!(%error, "idempotency pruning failed");
             }

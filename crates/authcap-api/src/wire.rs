@@ -1,6 +1,6 @@
 //! What every dialect needs at the edge: bounded bodies, exact amounts, ids, fingerprints, time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use authcap_core::{Amount, AmountError, Currency, Timestamp};
 use authcap_store::StoredResponse;
@@ -17,14 +17,6 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
 /// How long a client may take to send its body.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Timestamp(millis)
-}
 
 pub fn rfc3339(at: Timestamp) -> String {
     // humantime formats years up to 9999 only.
@@ -135,19 +127,7 @@ pub fn parse_major_units(raw: &RawValue, currency: Currency) -> Result<Amount, A
     currency.parse_decimal(&text)
 }
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// `prefix` followed by 128 random bits in base62: unguessable and URL-safe.
-pub fn new_id(prefix: &str) -> String {
-    let mut value: u128 = rand::rng().random();
-    let mut id = String::with_capacity(prefix.len() + 22);
-    id.push_str(prefix);
-    for _ in 0..22 {
-        id.push(BASE62[(value % 62) as usize] as char);
-        value /= 62;
-    }
-    id
-}
+pub use authcap_store::new_id;
 
 /// Random text of `len` characters drawn from `alphabet`.
 pub fn random_text(alphabet: &[u8], len: usize) -> String {
@@ -164,6 +144,49 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update(part);
     }
     hex::encode(hasher.finalize())
+}
+
+/// Identifies a request for its idempotency claim by method, path and body, where a JSON body
+/// counts by what it says, not how it is written: key order and whitespace do not matter,
+/// and numbers keep their literal text (no float ever decides whether two amounts are equal).
+pub fn fingerprint(method: &axum::http::Method, path: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<Box<RawValue>>(body)
+        .ok()
+        .and_then(|raw| canonical_json(&raw));
+    let body = canonical.as_ref().map_or(body, |text| text.as_bytes());
+    sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body])
+}
+
+fn canonical_json(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    let canonical = match text.as_bytes().first()? {
+        b'{' => {
+            let fields: std::collections::BTreeMap<String, Box<RawValue>> =
+                serde_json::from_str(text).ok()?;
+            let mut out = String::from("{");
+            for (index, (name, value)) in fields.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(name).ok()?);
+                out.push(':');
+                out.push_str(&canonical_json(value)?);
+            }
+            out.push('}');
+            out
+        }
+        b'[' => {
+            let items: Vec<Box<RawValue>> = serde_json::from_str(text).ok()?;
+            let items = items
+                .iter()
+                .map(|item| canonical_json(item))
+                .collect::<Option<Vec<_>>>()?;
+            format!("[{}]", items.join(","))
+        }
+        b'"' => serde_json::to_string(&serde_json::from_str::<String>(text).ok()?).ok()?,
+        _ => text.to_owned(),
+    };
+    Some(canonical)
 }
 
 /// Checks a free-text field's length in characters.

@@ -1,7 +1,6 @@
 //! The append-only ledger: every movement of money on an order, so totals can be re-derived.
 
 use crate::money::Amount;
-use crate::order::Order;
 use crate::time::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,33 +74,4 @@ impl LedgerTotals {
         }
         totals
     }
-}
-
-/// Every way an order's stored totals can disagree with its ledger or break an invariant.
-pub fn discrepancies(order: &Order, ledger: LedgerTotals) -> Vec<String> {
-    let mut found = Vec::new();
-    let held = order.held_amount().minor_units();
-    let captured = order.captured_amount.minor_units();
-    let released = order.released_amount.minor_units();
-    let refunded = order.refunded_amount.minor_units();
-    let mut expect = |what: &str, stored: i64, in_ledger: i64| {
-        if stored != in_ledger {
-            found.push(format!(
-                "{what}: order says {stored}, ledger sums to {in_ledger}"
-            ));
-        }
-    };
-    expect("held", held, ledger.authorized);
-    expect("captured", captured, ledger.captured);
-    expect("released", released, ledger.released);
-    expect("refunded", refunded, ledger.refunded);
-    if captured + released > held {
-        found.push(format!(
-            "captured {captured} + released {released} exceeds the {held} held"
-        ));
-    }
-    if refunded > captured {
-        found.push(format!("refunded {refunded} exceeds captured {captured}"));
-    }
-    found
 }

@@ -13,3 +13,9 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(millis))
     }
 }
+
+/// Where `now` comes from. One clock is chosen at start (the system's in production, a
+/// controllable one in tests) and every decision and rendered time of a write reads it once.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}

@@ -5,19 +5,24 @@
 //! refund and its ledger entries, store the rendered response, commit. Nothing of a dialect's
 //! wire format is known here: responses are opaque bytes rendered by the caller's closure.
 
+pub mod clock;
 mod idempotency;
+mod ids;
 mod postgres;
 mod rows;
 mod sqlite;
+mod write;
 
 use std::sync::Arc;
 
 use authcap_core::{
-    Capture, CaptureRequest, CoreError, NewOrder, Order, OrderStatus, Processor, Refund,
-    RefundRequest,
+    Amount, Capture, CaptureRequest, Clock, CoreError, Event, NewOrder, Order, OrderStatus,
+    Processor, Refund, RefundRequest, RequestedAmount, Timestamp,
 };
 
+pub use clock::{ManualClock, SystemClock};
 pub use idempotency::InFlight;
+pub use ids::new_id;
 pub use postgres::PoolSettings;
 
 /// How a write finds its order: by Authcap id or by the merchant's own reference.
@@ -39,20 +44,32 @@ fn has_nul(text: &str) -> bool {
     text.contains('\0')
 }
 
+/// The text of an amount still to be resolved against its order's currency.
+fn decimal(amount: Option<&RequestedAmount>) -> Option<&String> {
+    match amount {
+        Some(RequestedAmount::Decimal(text)) => Some(text),
+        _ => None,
+    }
+}
+
 /// The reason a write cannot be stored because of a NUL character, if any: a lookup key with
 /// one names no order; any other text with one is invalid.
 fn nul_in(write: &Write) -> Option<WriteError> {
-    if rows::target(&write.operation).is_some_and(|order| has_nul(order.key())) {
+    if write
+        .request
+        .target()
+        .is_some_and(|order| has_nul(order.key()))
+    {
         return Some(WriteError::OrderNotFound);
     }
     let any = |texts: &[Option<&String>]| texts.iter().flatten().any(|text| has_nul(text));
-    let in_operation = match &write.operation {
-        Operation::Create(new) => any(&[
+    let in_request = match &write.request {
+        Request::Create { new, .. } => any(&[
             Some(&new.reference),
             Some(&new.metadata),
             Some(&new.card.number),
         ]),
-        Operation::Capture { request, .. } => {
+        Request::Capture { request, .. } => {
             let shipping = request.shipping.as_ref();
             any(&[
                 request.reference.as_ref(),
@@ -63,51 +80,75 @@ fn nul_in(write: &Write) -> Option<WriteError> {
                 shipping.and_then(|s| s.method.as_ref()),
                 shipping.and_then(|s| s.tracking_code.as_ref()),
                 Some(&request.metadata),
+                decimal(request.amount.as_ref()),
             ])
         }
-        Operation::Void { .. } => false,
-        Operation::Refund { request, .. } => any(&[
+        Request::Release { amount, .. } => any(&[decimal(amount.as_ref())]),
+        Request::Refund { request, .. } => any(&[
             request.reference.as_ref(),
             request.reason.as_ref(),
             Some(&request.metadata),
+            decimal(request.amount.as_ref()),
         ]),
     };
     let in_claim = write
         .idempotency
         .as_ref()
         .is_some_and(|claim| any(&[Some(&claim.scope), Some(&claim.key)]));
-    (in_operation || in_claim).then_some(WriteError::TextContainsNul)
-}
-
-/// Milliseconds since the epoch by this node's clock: the `now` the core is handed.
-pub(crate) fn now() -> authcap_core::Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    authcap_core::Timestamp(millis)
+    (in_request || in_claim).then_some(WriteError::TextContainsNul)
 }
 
 pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-#[derive(Clone, Debug)]
-pub enum Operation {
-    Create(NewOrder),
+/// A renderer of one kind of write's outcome: it runs inside the transaction, so that the
+/// very bytes sent are the ones a retry receives.
+pub type Render<T> = Box<dyn FnOnce(&Result<Written<T>, WriteError>) -> StoredResponse + Send>;
+
+/// What a client asks to be written, each with the renderer of its own typed outcome.
+pub enum Request {
+    Create {
+        new: NewOrder,
+        render: Render<()>,
+    },
     Capture {
         order: OrderLocator,
         request: CaptureRequest,
+        render: Render<Capture>,
     },
-    /// `amount` of the uncaptured remainder, or all of it.
-    Void {
+    /// Release `amount` of the uncaptured authorization, or all of it (a void).
+    Release {
         order: OrderLocator,
-        amount: Option<authcap_core::Amount>,
+        amount: Option<RequestedAmount>,
+        render: Render<Amount>,
     },
     Refund {
         order: OrderLocator,
         request: RefundRequest,
+        render: Render<Refund>,
     },
+}
+
+impl Request {
+    /// The existing order the request targets; `None` for a create.
+    pub fn target(&self) -> Option<&OrderLocator> {
+        match self {
+            Request::Create { .. } => None,
+            Request::Capture { order, .. }
+            | Request::Release { order, .. }
+            | Request::Refund { order, .. } => Some(order),
+        }
+    }
+}
+
+/// An accepted write as its renderer sees it: the order after it, what the command produced,
+/// and the `now` it was decided with (every time the response shows is this one).
+#[derive(Clone, Debug)]
+pub struct Written<T> {
+    pub record: OrderRecord,
+    pub result: T,
+    pub now: Timestamp,
 }
 
 /// The idempotency key a write claims. `scope` separates operations that must not share keys
@@ -118,6 +159,19 @@ pub struct IdempotencyClaim {
     pub scope: String,
     pub key: String,
     pub fingerprint: String,
+    /// What the key stands for, and so which outcomes it keeps.
+    pub kind: ClaimKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClaimKind {
+    /// A key the client sent to make retries safe (`Idempotency-Key`): the first result,
+    /// success or refusal, is kept and replayed.
+    Key,
+    /// A resource id the client chose (a capture's `new_order_id`): taken only by a request
+    /// that succeeded, so a refused request leaves it free for a corrected retry. An identical
+    /// request after a success replays the success.
+    ResourceId,
 }
 
 /// An order with everything hanging off it, as read back from storage.
@@ -130,33 +184,27 @@ pub struct OrderRecord {
     pub refunds: Vec<Refund>,
 }
 
-/// What an accepted write produced.
-#[derive(Clone, Debug)]
-pub struct Applied {
-    pub record: OrderRecord,
-    pub capture: Option<Capture>,
-    pub refund: Option<Refund>,
-}
-
 /// Why a write did not apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteError {
     OrderNotFound,
     /// The merchant already has an order with this reference.
     ReferenceTaken,
-    /// The order already has a capture or refund with this reference.
-    OperationReferenceTaken,
-    /// The core refused the operation.
+    /// The core refused the command.
     Refused(CoreError),
     /// A text field holds U+0000, which PostgreSQL cannot store; refused on every backend alike.
     TextContainsNul,
 }
 
 impl WriteError {
-    /// Outcomes that are remembered under the idempotency key; the others are checks that
-    /// ran before anything was decided, so a retry may legitimately succeed.
+    /// Refusals remembered under an idempotency key; the others are checks of the request
+    /// itself (no such order, malformed amount), so a retry may legitimately succeed.
     fn is_recorded(&self) -> bool {
-        matches!(self, WriteError::Refused(_))
+        match self {
+            WriteError::Refused(CoreError::InvalidAmount { .. }) => false,
+            WriteError::Refused(_) | WriteError::ReferenceTaken => true,
+            WriteError::OrderNotFound | WriteError::TextContainsNul => false,
+        }
     }
 }
 
@@ -168,15 +216,10 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
-pub type Renderer = Box<dyn FnOnce(&Result<Applied, WriteError>) -> StoredResponse + Send>;
-
 pub struct Write {
     pub merchant_id: String,
     pub idempotency: Option<IdempotencyClaim>,
-    pub operation: Operation,
-    /// Turns the outcome into the response, inside the transaction, so that the very bytes
-    /// sent are the ones a retry receives.
-    pub render: Renderer,
+    pub request: Request,
 }
 
 #[derive(Clone, Debug)]
@@ -218,27 +261,24 @@ pub struct ListQuery {
     pub reference: Option<String>,
 }
 
+/// What a credential is for. Each dialect names its own kinds; the store only keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CredentialKind {
-    SecretKey,
-    MultisafepayApiKey,
-    MercadopagoAccessToken,
-    OpttyClientId,
-    OpttyClientSecret,
-    PipwaveApiKey,
-}
+pub struct CredentialKind(pub &'static str);
 
 impl CredentialKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialKind::SecretKey => "secret_key",
-            CredentialKind::MultisafepayApiKey => "multisafepay_api_key",
-            CredentialKind::MercadopagoAccessToken => "mercadopago_access_token",
-            CredentialKind::OpttyClientId => "optty_client_id",
-            CredentialKind::OpttyClientSecret => "optty_client_secret",
-            CredentialKind::PipwaveApiKey => "pipwave_api_key",
-        }
+        self.0
     }
+}
+
+/// An event as stored: what the core named, with the id and order it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub id: String,
+    pub merchant_id: String,
+    pub currency: authcap_core::Currency,
+    pub event: Event,
 }
 
 /// A merchant to create; credentials arrive hashed, never in clear.
@@ -275,32 +315,58 @@ macro_rules! dispatch {
 pub struct Store {
     backend: Backend,
     in_flight: InFlight,
+    clock: Arc<dyn Clock>,
 }
+
+/// How many due orders one sweep writes down at most; the next sweep takes the rest.
+const SWEEP_ORDERS_MAX: i64 = 500;
 
 impl Store {
     /// Opens the database named by `url`, creating and migrating it as needed:
     /// `postgres://…` / `postgresql://…` for PostgreSQL; `sqlite://PATH` or a bare path for SQLite.
     pub async fn open(url: &str, processor: Arc<dyn Processor>) -> Result<Store, StoreError> {
-        Store::open_with(url, processor, PoolSettings::default()).await
+        Store::open_with(
+            url,
+            processor,
+            PoolSettings::default(),
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
+    /// Opens the store with the clock every write will read its `now` from.
     pub async fn open_with(
         url: &str,
         processor: Arc<dyn Processor>,
         pool: PoolSettings,
+        clock: Arc<dyn Clock>,
     ) -> Result<Store, StoreError> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(Arc::new(
-                postgres::PostgresStore::open(url, processor, pool).await?,
+                postgres::PostgresStore::open(url, processor, pool, clock.clone()).await?,
             ))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            Backend::Sqlite(Arc::new(sqlite::SqliteStore::open(path, processor)?))
+            Backend::Sqlite(Arc::new(sqlite::SqliteStore::open(
+                path,
+                processor,
+                clock.clone(),
+            )?))
         };
         Ok(Store {
             backend,
             in_flight: InFlight::default(),
+            clock,
         })
+    }
+
+    /// The clock the store decides with; readers render with the same one.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -312,9 +378,8 @@ impl Store {
 
     pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
         if let Some(error) = nul_in(&write) {
-            let response = (write.render)(&Err(error));
             return Ok(Executed {
-                response,
+                response: write::render_refusal(write.request, error),
                 replayed: false,
             });
         }
@@ -322,7 +387,13 @@ impl Store {
             Some(claim) => Some(self.in_flight.enter(&write.merchant_id, claim)?),
             None => None,
         };
-        dispatch!(self, execute(write))
+        let job = write::Job {
+            merchant_id: write.merchant_id,
+            idempotency: write.idempotency,
+            action: write::Action::Request(write.request),
+        };
+        // A request's job always renders a response; only housekeeping has none.
+        dispatch!(self, execute(job))?.ok_or_else(|| unavailable("the write produced no response"))
     }
 
     pub async fn order(
@@ -345,7 +416,7 @@ impl Store {
         if keys.into_iter().flatten().any(|key| has_nul(key)) {
             return Ok(Vec::new());
         }
-        dispatch!(self, orders(merchant_id.to_owned(), query))
+        dispatch!(self, orders(merchant_id.to_owned(), query, self.now()))
     }
 
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
@@ -399,10 +470,46 @@ impl Store {
         dispatch!(self, prune_idempotency(before_millis))
     }
 
-    /// Writes down the expiry of authorizations whose time has passed (releases the
-    /// remainder in the ledger). Reads already show them as expired; this keeps the ledger
-    /// telling the same story.
-    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
-        dispatch!(self, sweep_expired())
+    /// Writes down what the clock has made true: authorizations past their expiry (the
+    /// remainder is released in the ledger) and pending captures past their settlement, each
+    /// through the same write path as a request, so each produces its event. Reads already
+    /// show both; this keeps the ledger and the events telling the same story. Returns how
+    /// many orders changed.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let due = dispatch!(self, due(self.now(), SWEEP_ORDERS_MAX))?;
+        let mut swept = 0;
+        for (merchant_id, order_id, command) in due {
+            let job = write::Job {
+                merchant_id,
+                idempotency: None,
+                action: write::Action::Housekeeping {
+                    order: OrderLocator::Id(order_id),
+                    command,
+                },
+            };
+            dispatch!(self, execute(job))?;
+            swept += 1;
+        }
+        Ok(swept)
+    }
+
+    /// The merchant's events in the order they happened, optionally of one order only.
+    pub async fn events(
+        &self,
+        merchant_id: &str,
+        order_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if order_id.is_some_and(has_nul) {
+            return Ok(Vec::new());
+        }
+        dispatch!(
+            self,
+            events(
+                merchant_id.to_owned(),
+                order_id.map(str::to_owned),
+                i64::from(limit)
+            )
+        )
     }
 }

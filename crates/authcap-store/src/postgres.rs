@@ -8,30 +8,37 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
-use authcap_core::{LedgerKind, Order, Processor, Timestamp, Transition};
+use authcap_core::{Clock, Command, LedgerKind, Order, Processor, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use crate::rows::{
-    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow,
-    REFUND_COLUMNS, RefundRow,
+    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
+    OrderRow, REFUND_COLUMNS, RefundRow,
 };
+use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
-    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError, now, unavailable,
+    CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, OrderLocator, OrderRecord,
+    StoreError, StoredEvent, StoredResponse, WriteError, new_id, unavailable,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_initial.sql"),
+    include_str!("../migrations/postgres/0002_events.sql"),
+];
 
 /// Any constant works; it only has to be the same on every node.
 const MIGRATION_LOCK_ID: i64 = 0x0061_7574_6863_6170;
 
 pub struct PostgresStore {
     pool: Pool,
-    processor: std::sync::Arc<dyn Processor>,
+    processor: Arc<dyn Processor>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Settings for the connection pool.
@@ -89,8 +96,9 @@ fn describe(error: &PgError) -> String {
 impl PostgresStore {
     pub async fn open(
         url: &str,
-        processor: std::sync::Arc<dyn Processor>,
+        processor: Arc<dyn Processor>,
         settings: PoolSettings,
+        clock: Arc<dyn Clock>,
     ) -> Result<PostgresStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
         let timeout_ms = settings.statement_timeout.as_millis().max(100);
@@ -124,7 +132,11 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(unavailable)?;
-        let store = PostgresStore { pool, processor };
+        let store = PostgresStore {
+            pool,
+            processor,
+            clock,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -159,7 +171,7 @@ impl PostgresStore {
                 tx.batch_execute(migration).await?;
                 tx.execute(
                     "INSERT INTO authcap_migrations (version, applied_at) VALUES ($1, $2)",
-                    &[&(index as i32 + 1), &now().millis()],
+                    &[&(index as i32 + 1), &self.clock.now().millis()],
                 )
                 .await?;
                 tx.commit().await?;
@@ -175,15 +187,15 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+    pub async fn execute(&self, job: Job) -> Result<Option<Executed>, StoreError> {
         let mut client = self.client().await?;
-        let Write {
+        let Job {
             merchant_id,
             idempotency,
-            operation,
-            render,
-        } = write;
+            action,
+        } = job;
         let tx = client.transaction().await.map_err(unavailable)?;
+        let now = self.clock.now();
         if let Some(claim) = &idempotency {
             let claimed = tx
                 .execute(
@@ -194,7 +206,7 @@ impl PostgresStore {
                         &claim.scope,
                         &claim.key,
                         &claim.fingerprint,
-                        &now().millis(),
+                        &now.millis(),
                     ],
                 )
                 .await
@@ -224,70 +236,81 @@ impl PostgresStore {
                 ) else {
                     return Err(StoreError::IdempotencyRequestInProgress);
                 };
-                return Ok(Executed {
+                return Ok(Some(Executed {
                     response: StoredResponse {
                         status: status as u16,
                         content_type,
                         body,
                     },
                     replayed: true,
-                });
+                }));
             }
         }
-        let now = now();
-        let outcome = match apply(&tx, self.processor.as_ref(), &merchant_id, operation, now).await
-        {
-            Ok(outcome) => outcome,
+        // Owned, so that the action (whose renderers are not `Sync`) is not held across awaits.
+        let new_reference = action.new_reference().map(str::to_owned);
+        let target = action.target().cloned();
+        let loaded = load(&tx, &merchant_id, new_reference, target).await?;
+        let decision = write::decide(
+            merchant_id.clone(),
+            action,
+            loaded,
+            now,
+            self.processor.as_ref(),
+        );
+        let created = match persist(&tx, &decision.effects).await {
+            Ok(created) => created,
             // Two creates with one reference raced; the loser's transaction is void.
             Err(Failure::Database(error))
                 if error.as_db_error().and_then(|db| db.constraint())
                     == Some("orders_reference_unique") =>
             {
                 drop(tx);
-                let outcome = Err(WriteError::ReferenceTaken);
-                return Ok(Executed {
-                    response: render(&outcome),
+                return Ok(decision.respond.map(|respond| Executed {
+                    response: respond(Err(WriteError::ReferenceTaken)),
                     replayed: false,
-                });
+                }));
             }
             Err(failure) => return Err(failure.into()),
         };
-        let response = render(&outcome);
-        let recorded = match &outcome {
-            Ok(_) => true,
-            Err(error) => error.is_recorded(),
-        };
+        let number = created.or(decision.number).unwrap_or_default();
+        let kept = idempotency
+            .as_ref()
+            .is_some_and(|claim| decision.kept_under(claim.kind));
+        let response = decision.respond.map(|respond| respond(Ok(number)));
         if let Some(claim) = &idempotency {
             let key = [&merchant_id, &claim.scope, &claim.key];
-            if recorded {
-                tx.execute(
-                    "UPDATE idempotency SET status = $4, content_type = $5, body = $6
-                     WHERE merchant_id = $1 AND scope = $2 AND key = $3",
-                    &[
-                        key[0],
-                        key[1],
-                        key[2],
-                        &i32::from(response.status),
-                        &response.content_type,
-                        &response.body,
-                    ],
-                )
-                .await
-                .map_err(Failure::from)?;
-            } else {
-                tx.execute(
-                    "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
-                    &[key[0], key[1], key[2]],
-                )
-                .await
-                .map_err(Failure::from)?;
+            match (&response, kept) {
+                (Some(response), true) => {
+                    tx.execute(
+                        "UPDATE idempotency SET status = $4, content_type = $5, body = $6
+                         WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                        &[
+                            key[0],
+                            key[1],
+                            key[2],
+                            &i32::from(response.status),
+                            &response.content_type,
+                            &response.body,
+                        ],
+                    )
+                    .await
+                    .map_err(Failure::from)?;
+                }
+                _ => {
+                    tx.execute(
+                        "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                        &[key[0], key[1], key[2]],
+                    )
+                    .await
+                    .map_err(Failure::from)?;
+                }
             }
         }
         tx.commit().await.map_err(Failure::from)?;
-        Ok(Executed {
+        Ok(response.map(|response| Executed {
             response,
             replayed: false,
-        })
+        }))
     }
 
     pub async fn order(
@@ -327,6 +350,7 @@ impl PostgresStore {
         &self,
         merchant_id: String,
         query: ListQuery,
+        now: Timestamp,
     ) -> Result<Vec<OrderRecord>, StoreError> {
         let mut client = self.client().await?;
         let client = snapshot(&mut client).await?;
@@ -346,7 +370,6 @@ impl PostgresStore {
             }
             None => i64::MAX,
         };
-        let now = now();
         let mut records = Vec::new();
         // The status is derived from the clock, so it is filtered here, a page at a time.
         let page: i64 = 200;
@@ -397,7 +420,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(unavailable)?;
         tx.execute(
             "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)",
-            &[&merchant.id, &merchant.name, &now().millis()],
+            &[&merchant.id, &merchant.name, &self.clock.now().millis()],
         )
         .await
         .map_err(Failure::from)?;
@@ -502,32 +525,75 @@ impl PostgresStore {
         Ok(deleted as usize)
     }
 
-    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
-        let now = now();
-        // SKIP LOCKED: another node may be sweeping, or a request may hold the order.
-        let rows = tx
+    pub async fn due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Command)>, StoreError> {
+        let client = self.client().await?;
+        let mut due = Vec::new();
+        let rows = client
             .query(
-                &format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE closure IS NULL
-                     AND processor_reference IS NOT NULL AND expires_at <= $1
-                     LIMIT 1000 FOR UPDATE SKIP LOCKED"
-                ),
-                &[&now.millis()],
+                "SELECT merchant_id, id FROM orders WHERE closure IS NULL
+                 AND processor_reference IS NOT NULL AND expires_at <= $1 LIMIT $2",
+                &[&now.millis(), &limit],
             )
             .await
             .map_err(Failure::from)?;
-        let mut swept = 0;
         for row in rows {
-            let (_, order) = order_from_row(&row).map_err(Failure::from)?;
-            if let Some(transition) = order.expire(now) {
-                persist(&tx, &transition).await?;
-                swept += 1;
-            }
+            due.push((row.get(0), row.get(1), Command::Expire));
         }
-        tx.commit().await.map_err(Failure::from)?;
-        Ok(swept)
+        let rows = client
+            .query(
+                "SELECT orders.merchant_id, captures.order_id, captures.id FROM captures
+                 JOIN orders ON orders.id = captures.order_id
+                 WHERE captures.settles_at IS NOT NULL AND captures.settled_at IS NULL
+                 AND captures.settles_at <= $1 LIMIT $2",
+                &[&now.millis(), &limit],
+            )
+            .await
+            .map_err(Failure::from)?;
+        for row in rows {
+            let capture_id = row.get(2);
+            due.push((row.get(0), row.get(1), Command::Settle { capture_id }));
+        }
+        Ok(due)
+    }
+
+    pub async fn events(
+        &self,
+        merchant_id: String,
+        order_id: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1
+                     AND ($2::TEXT IS NULL OR order_id = $2) ORDER BY seq LIMIT $3"
+                ),
+                &[&merchant_id, &order_id, &limit],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let column = |e: PgError| Failure::Corrupt(CorruptData(e.to_string()));
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event = EventRow {
+                seq: row.try_get(0).map_err(column)?,
+                id: row.try_get(1).map_err(column)?,
+                merchant_id: row.try_get(2).map_err(column)?,
+                order_id: row.try_get(3).map_err(column)?,
+                kind: row.try_get(4).map_err(column)?,
+                amount: row.try_get(5).map_err(column)?,
+                currency: row.try_get(6).map_err(column)?,
+                subject_id: row.try_get(7).map_err(column)?,
+                created_at: row.try_get(8).map_err(column)?,
+            };
+            events.push(event.into_event().map_err(Failure::from)?);
+        }
+        Ok(events)
     }
 }
 
@@ -545,41 +611,29 @@ async fn snapshot(
         .map_err(unavailable)
 }
 
-async fn apply(
+async fn load(
     tx: &deadpool_postgres::Transaction<'_>,
-    processor: &dyn Processor,
     merchant_id: &str,
-    operation: Operation,
-    now: Timestamp,
-) -> Result<Result<Applied, WriteError>, Failure> {
-    let loaded = match (&operation, rows::target(&operation)) {
-        (Operation::Create(new), _) => Loaded::NewOrder {
-            reference_taken: tx
-                .query_opt(
-                    "SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2",
-                    &[&merchant_id, &new.reference],
-                )
-                .await?
-                .is_some(),
-        },
-        (_, Some(locator)) => Loaded::Existing(
-            load_order(tx, merchant_id, locator, true)
-                .await?
-                .map(Box::new),
-        ),
-        (_, None) => Loaded::Existing(None),
-    };
-    let creating = matches!(operation, Operation::Create(_));
-    let transition = match rows::decide(operation, &loaded, now, processor) {
-        Ok(transition) => transition,
-        Err(error) => return Ok(Err(error)),
-    };
-    let mut created_number = 0;
-    if creating {
-        created_number = insert_order(tx, &transition.order).await?;
+    new_reference: Option<String>,
+    target: Option<OrderLocator>,
+) -> Result<Loaded, Failure> {
+    if let Some(reference) = new_reference {
+        let reference_taken = tx
+            .query_opt(
+                "SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2",
+                &[&merchant_id, &reference],
+            )
+            .await?
+            .is_some();
+        return Ok(Loaded::NewOrder { reference_taken });
     }
-    persist(tx, &transition).await?;
-    Ok(Ok(rows::applied(loaded, transition, created_number)))
+    let existing = match target {
+        Some(locator) => load_order(tx, merchant_id, &locator, true)
+            .await?
+            .map(Box::new),
+        None => None,
+    };
+    Ok(Loaded::Existing(existing))
 }
 
 /// Inserts the order and returns its number.
@@ -591,8 +645,8 @@ async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Fai
          capture_mode, card_brand, card_last4, processor_reference, capture_partial,
          capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
          capture_count, expires_at, created_at, updated_at, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, 0, NULL, 0,
-                 $14, $15, $15, $16) RETURNING number",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19, $20, $21, $22) RETURNING number",
             &[
                 &order.id,
                 &order.merchant_id,
@@ -610,8 +664,14 @@ async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Fai
                 &support.is_some_and(|s| s.partial),
                 &support.is_some_and(|s| s.multiple),
                 &order.failure.map(|f| f.code()),
+                &order.captured_amount.minor_units(),
+                &order.released_amount.minor_units(),
+                &order.refunded_amount.minor_units(),
+                &order.closure.map(Closure::as_str),
+                &i64::from(order.capture_count),
                 &order.expires_at.millis(),
                 &order.created_at.millis(),
+                &order.updated_at.millis(),
                 &order.metadata,
             ],
         )
@@ -619,28 +679,36 @@ async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Fai
     Ok(row.get(0))
 }
 
-async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(), Failure> {
-    let order = &transition.order;
-    tx.execute(
-        "UPDATE orders SET captured_amount = $2, released_amount = $3, refunded_amount = $4,
-         closure = $5, capture_count = $6, updated_at = $7 WHERE id = $1",
-        &[
-            &order.id,
-            &order.captured_amount.minor_units(),
-            &order.released_amount.minor_units(),
-            &order.refunded_amount.minor_units(),
-            &order.closure.map(Closure::as_str),
-            &i64::from(order.capture_count),
-            &order.updated_at.millis(),
-        ],
-    )
-    .await?;
-    if let Some(capture) = &transition.capture {
+/// Writes everything a decision produced; returns the new order's number on a create.
+async fn persist(tx: &impl GenericClient, effects: &Effects) -> Result<Option<i64>, Failure> {
+    let mut created = None;
+    match &effects.order {
+        Some(order) if effects.created => created = Some(insert_order(tx, order).await?),
+        Some(order) => {
+            tx.execute(
+                "UPDATE orders SET captured_amount = $2, released_amount = $3,
+                 refunded_amount = $4, closure = $5, capture_count = $6, updated_at = $7
+                 WHERE id = $1",
+                &[
+                    &order.id,
+                    &order.captured_amount.minor_units(),
+                    &order.released_amount.minor_units(),
+                    &order.refunded_amount.minor_units(),
+                    &order.closure.map(Closure::as_str),
+                    &i64::from(order.capture_count),
+                    &order.updated_at.millis(),
+                ],
+            )
+            .await?;
+        }
+        None => {}
+    }
+    if let Some(capture) = &effects.new_capture {
         let row = CaptureRow::of(capture);
         tx.execute(
             &format!(
                 "INSERT INTO captures ({CAPTURE_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ),
             &[
                 &row.id,
@@ -658,11 +726,19 @@ async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(),
                 &row.metadata,
                 &row.created_at,
                 &row.settles_at,
+                &row.settled_at,
             ],
         )
         .await?;
     }
-    if let Some(refund) = &transition.refund {
+    if let Some((capture_id, at)) = &effects.settled_capture {
+        tx.execute(
+            "UPDATE captures SET settled_at = $2 WHERE id = $1",
+            &[capture_id, &at.millis()],
+        )
+        .await?;
+    }
+    if let Some(refund) = &effects.new_refund {
         tx.execute(
             &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
             &[
@@ -677,7 +753,7 @@ async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(),
         )
         .await?;
     }
-    for entry in &transition.ledger {
+    for entry in &effects.ledger {
         tx.execute(
             "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES ($1, $2, $3, $4, $5)",
             &[
@@ -690,7 +766,26 @@ async fn persist(tx: &impl GenericClient, transition: &Transition) -> Result<(),
         )
         .await?;
     }
-    Ok(())
+    if let Some(currency) = effects.currency {
+        for event in &effects.events {
+            tx.execute(
+                "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
+                 subject_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &new_id("evt_"),
+                    &effects.merchant_id,
+                    &event.order_id,
+                    &event.kind.as_str(),
+                    &event.amount.minor_units(),
+                    &currency.code(),
+                    &event.subject_id,
+                    &event.at.millis(),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(created)
 }
 
 fn order_from_row(row: &Row) -> Result<(i64, Order), CorruptData> {
@@ -782,6 +877,7 @@ async fn load_details(
             metadata: row.try_get(12).map_err(column)?,
             created_at: row.try_get(13).map_err(column)?,
             settles_at: row.try_get(14).map_err(column)?,
+            settled_at: row.try_get(15).map_err(column)?,
         };
         record.captures.push(capture.into_capture()?);
     }

@@ -1,15 +1,14 @@
-//! What both backends share: plain rows as the database holds them, their conversion into
-//! domain types, and the decision step between loading an order and persisting it.
+//! What both backends share: plain rows as the database holds them, and their conversion into
+//! domain types.
 
+use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::{AuthorizationFailure, Closure};
 use authcap_core::{
-    Amount, Authorization, Capture, CaptureMode, CaptureSupport, Currency, Order, Processor,
-    Refund, Shipping, Timestamp, Transition,
+    Amount, Authorization, Capture, CaptureMode, CaptureSupport, Currency, Event, EventKind, Order,
+    Refund, Shipping, Timestamp,
 };
 
-use authcap_core::ledger::{LedgerTotals, discrepancies};
-
-use crate::{Applied, Discrepancy, Operation, OrderRecord, WriteError};
+use crate::{Discrepancy, StoredEvent};
 
 /// Data in the database that the domain cannot accept: a bug or tampering, never client input.
 #[derive(Debug)]
@@ -35,7 +34,7 @@ pub const ORDER_COLUMNS: &str = "number, id, merchant_id, reference, currency, a
 
 pub const CAPTURE_COLUMNS: &str = "id, order_id, amount, reference, is_final, invoice_id,
     description, reason, has_shipping, carrier, shipping_method, tracking_code, metadata,
-    created_at, settles_at";
+    created_at, settles_at, settled_at";
 
 pub const REFUND_COLUMNS: &str = "id, order_id, amount, reference, reason, metadata, created_at";
 
@@ -131,6 +130,7 @@ pub struct CaptureRow {
     pub metadata: String,
     pub created_at: i64,
     pub settles_at: Option<i64>,
+    pub settled_at: Option<i64>,
 }
 
 impl CaptureRow {
@@ -144,6 +144,7 @@ impl CaptureRow {
             }),
             created_at: Timestamp(self.created_at),
             settles_at: self.settles_at.map(Timestamp),
+            settled_at: self.settled_at.map(Timestamp),
             id: self.id,
             order_id: self.order_id,
             reference: self.reference,
@@ -173,6 +174,7 @@ impl CaptureRow {
             metadata: capture.metadata.clone(),
             created_at: capture.created_at.millis(),
             settles_at: capture.settles_at.map(Timestamp::millis),
+            settled_at: capture.settled_at.map(Timestamp::millis),
         }
     }
 }
@@ -201,100 +203,38 @@ impl RefundRow {
     }
 }
 
-/// What a backend loaded for an operation before the core decides.
-pub enum Loaded {
-    /// For a create: whether the merchant's reference is already taken.
-    NewOrder { reference_taken: bool },
-    /// For anything else: the order (locked by the backend), if the merchant has it.
-    Existing(Option<Box<OrderRecord>>),
+pub const EVENT_COLUMNS: &str =
+    "seq, id, merchant_id, order_id, type, amount, currency, subject_id, created_at";
+
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub merchant_id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub currency: String,
+    pub subject_id: Option<String>,
+    pub created_at: i64,
 }
 
-/// The core's decision on an operation, given what was loaded. Pure apart from the processor.
-pub fn decide(
-    operation: Operation,
-    loaded: &Loaded,
-    now: Timestamp,
-    processor: &dyn Processor,
-) -> Result<Transition, WriteError> {
-    let refused = WriteError::Refused;
-    let record = match (&operation, loaded) {
-        (
-            Operation::Create(_),
-            Loaded::NewOrder {
-                reference_taken: true,
+impl EventRow {
+    pub fn into_event(self) -> Result<StoredEvent, CorruptData> {
+        Ok(StoredEvent {
+            seq: self.seq,
+            id: self.id,
+            merchant_id: self.merchant_id,
+            currency: Currency::parse(&self.currency)
+                .map_err(|_| CorruptData(format!("currency {}", self.currency)))?,
+            event: Event {
+                kind: EventKind::parse(&self.kind)
+                    .ok_or_else(|| CorruptData(format!("event type {}", self.kind)))?,
+                order_id: self.order_id,
+                amount: amount(self.amount, "event amount")?,
+                subject_id: self.subject_id,
+                at: Timestamp(self.created_at),
             },
-        ) => {
-            return Err(WriteError::ReferenceTaken);
-        }
-        (Operation::Create(_), _) => None,
-        (_, Loaded::Existing(Some(record))) => Some(record.as_ref()),
-        (_, _) => return Err(WriteError::OrderNotFound),
-    };
-    match (operation, record) {
-        (Operation::Create(new), _) => Order::create(new, now, processor).map_err(refused),
-        (Operation::Capture { request, .. }, Some(record)) => {
-            let taken = request.reference.as_ref().is_some_and(|reference| {
-                record
-                    .captures
-                    .iter()
-                    .any(|c| c.reference.as_ref() == Some(reference))
-            });
-            if taken {
-                return Err(WriteError::OperationReferenceTaken);
-            }
-            record
-                .order
-                .capture(request, now, processor)
-                .map_err(refused)
-        }
-        (Operation::Void { amount, .. }, Some(record)) => {
-            record.order.void(amount, now).map_err(refused)
-        }
-        (Operation::Refund { request, .. }, Some(record)) => {
-            let taken = request.reference.as_ref().is_some_and(|reference| {
-                record
-                    .refunds
-                    .iter()
-                    .any(|r| r.reference.as_ref() == Some(reference))
-            });
-            if taken {
-                return Err(WriteError::OperationReferenceTaken);
-            }
-            record.order.refund(request, now).map_err(refused)
-        }
-        (_, None) => Err(WriteError::OrderNotFound),
-    }
-}
-
-/// The order an operation targets, if it targets an existing one.
-pub fn target(operation: &Operation) -> Option<&crate::OrderLocator> {
-    match operation {
-        Operation::Create(_) => None,
-        Operation::Capture { order, .. }
-        | Operation::Void { order, .. }
-        | Operation::Refund { order, .. } => Some(order),
-    }
-}
-
-/// The order as it stands after `transition`, built from what was loaded rather than read back:
-/// the write path reads each order once. `created_number` is the new row's number on a create.
-pub fn applied(loaded: Loaded, transition: Transition, created_number: i64) -> Applied {
-    let mut record = match loaded {
-        Loaded::Existing(Some(record)) => *record,
-        _ => OrderRecord {
-            number: created_number,
-            order: transition.order.clone(),
-            captures: Vec::new(),
-            refunds: Vec::new(),
-        },
-    };
-    record.order = transition.order;
-    record.captures.extend(transition.capture.iter().cloned());
-    record.refunds.extend(transition.refund.iter().cloned());
-    Applied {
-        record,
-        capture: transition.capture,
-        refund: transition.refund,
+        })
     }
 }
 
@@ -306,7 +246,7 @@ pub fn discrepancies_against(
     let mut found = Vec::new();
     for order in orders {
         let ledger = totals.remove(&order.id).unwrap_or_default();
-        let problems = discrepancies(&order, ledger);
+        let problems = order.discrepancies(ledger);
         if !problems.is_empty() {
             found.push(Discrepancy {
                 order_id: order.id,

@@ -11,37 +11,48 @@ use std::sync::{Arc, Mutex};
 
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
-use authcap_core::{LedgerEntry, LedgerKind, Order, Processor, Timestamp, Transition};
+use authcap_core::{Clock, Command, LedgerKind, Order, Processor, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use crate::rows::{
-    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, Loaded, ORDER_COLUMNS, OrderRow,
-    REFUND_COLUMNS, RefundRow,
+    self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
+    OrderRow, REFUND_COLUMNS, RefundRow,
 };
+use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    Applied, CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, Operation,
-    OrderLocator, OrderRecord, StoreError, StoredResponse, Write, WriteError, now, unavailable,
+    CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, OrderLocator, OrderRecord,
+    StoreError, StoredEvent, StoredResponse, new_id, unavailable,
 };
 
 /// How many queued writes share one commit at most.
 const GROUP_COMMIT_WRITES_MAX: usize = 128;
 
+/// How many writes may wait for the writer; beyond it a write is refused at once (503)
+/// rather than queued without bound.
+pub const WRITER_QUEUE_MAX: usize = 4096;
+
 /// How many reads run at once, each on its own connection; more wait their turn.
 const READERS_MAX: usize = 16;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+    include_str!("../migrations/sqlite/0002_events.sql"),
+];
 
-struct Job {
-    write: Write,
-    reply: oneshot::Sender<Result<Executed, StoreError>>,
+type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
+
+struct Queued {
+    job: Job,
+    reply: Reply,
 }
 
 pub struct SqliteStore {
     path: String,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: mpsc::SyncSender<Queued>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
+    clock: Arc<dyn Clock>,
 }
 
 fn connect(path: &str) -> rusqlite::Result<Connection> {
@@ -64,32 +75,40 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 impl SqliteStore {
-    pub fn open(path: &str, processor: Arc<dyn Processor>) -> Result<SqliteStore, StoreError> {
+    pub fn open(
+        path: &str,
+        processor: Arc<dyn Processor>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqliteStore, StoreError> {
         let mut conn = connect(path).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
-        let (sender, receiver) = mpsc::channel::<Job>();
+        let (sender, receiver) = mpsc::sync_channel::<Queued>(WRITER_QUEUE_MAX);
+        let writer = Writer {
+            conn,
+            processor,
+            clock: clock.clone(),
+        };
         std::thread::Builder::new()
             .name("authcap-sqlite-writer".into())
-            .spawn(move || Writer { conn, processor }.run(receiver))
+            .spawn(move || writer.run(receiver))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             path: path.to_owned(),
-            writer: Mutex::new(sender),
+            writer: sender,
             readers: Mutex::new(Vec::new()),
             reader_slots: tokio::sync::Semaphore::new(READERS_MAX),
+            clock,
         })
     }
 
-    pub async fn execute(&self, write: Write) -> Result<Executed, StoreError> {
+    pub async fn execute(&self, job: Job) -> Result<Option<Executed>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        sender
-            .send(Job { write, reply })
-            .map_err(|_| unavailable("the writer has stopped"))?;
+        self.writer
+            .try_send(Queued { job, reply })
+            .map_err(|error| match error {
+                mpsc::TrySendError::Full(_) => unavailable("the write queue is full"),
+                mpsc::TrySendError::Disconnected(_) => unavailable("the writer has stopped"),
+            })?;
         answer
             .await
             .map_err(|_| unavailable("the writer dropped the request"))?
@@ -154,16 +173,36 @@ impl SqliteStore {
         &self,
         merchant_id: String,
         query: ListQuery,
+        now: Timestamp,
     ) -> Result<Vec<OrderRecord>, StoreError> {
-        self.read(move |conn| list_orders(conn, &merchant_id, &query))
+        self.read(move |conn| list_orders(conn, &merchant_id, &query, now))
             .await
     }
 
+    pub async fn events(
+        &self,
+        merchant_id: String,
+        order_id: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = ?1
+                 AND (?2 IS NULL OR order_id = ?2) ORDER BY seq LIMIT ?3"
+            ))?;
+            statement
+                .query_map(params![merchant_id, order_id, limit], event_from_row)?
+                .collect()
+        })
+        .await
+    }
+
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
+        let created_at = self.clock.now().millis();
         self.write_direct(move |tx| {
             tx.execute(
                 "INSERT INTO merchants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![merchant.id, merchant.name, now().millis()],
+                params![merchant.id, merchant.name, created_at],
             )?;
             for (kind, hash) in &merchant.credential_hashes {
                 tx.execute(
@@ -275,24 +314,33 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
-        self.write_direct(|tx| {
-            let now = now();
-            let mut due = tx.prepare(&format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE closure IS NULL
-                 AND processor_reference IS NOT NULL AND expires_at <= ?1 LIMIT 1000"
-            ))?;
-            let orders = due
-                .query_map([now.millis()], |row| order_from_row(row).map(|(_, o)| o))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut swept = 0;
-            for order in orders {
-                if let Some(transition) = order.expire(now) {
-                    persist(tx, &transition)?;
-                    swept += 1;
-                }
+    pub async fn due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Command)>, StoreError> {
+        self.read(move |conn| {
+            let mut due = Vec::new();
+            let mut expiring = conn.prepare_cached(
+                "SELECT merchant_id, id FROM orders WHERE closure IS NULL
+                 AND processor_reference IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+            )?;
+            let mut rows = expiring.query(params![now.millis(), limit])?;
+            while let Some(row) = rows.next()? {
+                due.push((row.get(0)?, row.get(1)?, Command::Expire));
             }
-            Ok(swept)
+            let mut settling = conn.prepare_cached(
+                "SELECT orders.merchant_id, captures.order_id, captures.id FROM captures
+                 JOIN orders ON orders.id = captures.order_id
+                 WHERE captures.settles_at IS NOT NULL AND captures.settled_at IS NULL
+                 AND captures.settles_at <= ?1 LIMIT ?2",
+            )?;
+            let mut rows = settling.query(params![now.millis(), limit])?;
+            while let Some(row) = rows.next()? {
+                let capture_id = row.get(2)?;
+                due.push((row.get(0)?, row.get(1)?, Command::Settle { capture_id }));
+            }
+            Ok(due)
         })
         .await
     }
@@ -301,10 +349,11 @@ impl SqliteStore {
 struct Writer {
     conn: Connection,
     processor: Arc<dyn Processor>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Writer {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+    fn run(mut self, jobs: mpsc::Receiver<Queued>) {
         while let Ok(first) = jobs.recv() {
             let mut group = vec![first];
             while group.len() < GROUP_COMMIT_WRITES_MAX {
@@ -317,7 +366,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Job>) {
+    fn commit_group(&mut self, group: Vec<Queued>) {
         let mut answers = Vec::with_capacity(group.len());
         if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             for job in group {
@@ -326,9 +375,9 @@ impl Writer {
             return;
         }
         let mut jobs = group.into_iter();
-        for job in jobs.by_ref() {
-            let answer = self.execute_one(job.write);
-            answers.push((job.reply, answer));
+        for queued in jobs.by_ref() {
+            let answer = self.execute_one(queued.job);
+            answers.push((queued.reply, answer));
             // Some errors (disk full, I/O) make SQLite roll back the whole transaction by
             // itself; nothing of this group was written, and later writes must not run
             // outside it.
@@ -339,7 +388,7 @@ impl Writer {
         if self.conn.is_autocommit() {
             tracing::error!("SQLite rolled back the group");
             let rolled_back = answers.into_iter().map(|(reply, _)| reply);
-            for reply in rolled_back.chain(jobs.map(|job| job.reply)) {
+            for reply in rolled_back.chain(jobs.map(|queued| queued.reply)) {
                 let _ = reply.send(Err(unavailable("the transaction was rolled back")));
             }
             return;
@@ -359,12 +408,13 @@ impl Writer {
     }
 
     /// One write inside its own savepoint: on any database error only this write is undone.
-    fn execute_one(&mut self, write: Write) -> Result<Executed, StoreError> {
+    fn execute_one(&mut self, job: Job) -> Result<Option<Executed>, StoreError> {
         let sp = self.conn.savepoint().map_err(unavailable)?;
         // A bug in one write must not take the writer thread, and every later write, with it.
         let processor = self.processor.as_ref();
+        let now = self.clock.now();
         let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            execute_write(&sp, processor, write)
+            execute_job(&sp, processor, job, now)
         }))
         .unwrap_or_else(|_| Err(unavailable("the write panicked; it was rolled back")));
         match executed {
@@ -373,7 +423,9 @@ impl Writer {
                 Ok(executed)
             }
             Err(error) => {
-                tracing::error!(%error, "write failed and was rolled back");
+                if let StoreError::Unavailable(_) = error {
+                    tracing::error!(%error, "write failed and was rolled back");
+                }
                 // Dropping the savepoint rolls it back.
                 Err(error)
             }
@@ -381,17 +433,17 @@ impl Writer {
     }
 }
 
-fn execute_write(
+fn execute_job(
     conn: &Connection,
     processor: &dyn Processor,
-    write: Write,
-) -> Result<Executed, StoreError> {
-    let Write {
+    job: Job,
+    now: Timestamp,
+) -> Result<Option<Executed>, StoreError> {
+    let Job {
         merchant_id,
         idempotency,
-        operation,
-        render,
-    } = write;
+        action,
+    } = job;
     if let Some(claim) = &idempotency {
         let stored: Option<(String, u16, String, Vec<u8>)> = conn
             .prepare_cached(
@@ -409,24 +461,28 @@ fn execute_write(
             if fingerprint != claim.fingerprint {
                 return Err(StoreError::IdempotencyKeyReused);
             }
-            return Ok(Executed {
+            return Ok(Some(Executed {
                 response: StoredResponse {
                     status,
                     content_type,
                     body,
                 },
                 replayed: true,
-            });
+            }));
         }
     }
-    let now = now();
-    let outcome = apply(conn, processor, &merchant_id, operation, now).map_err(unavailable)?;
-    let response = render(&outcome);
-    let recorded = match &outcome {
-        Ok(_) => true,
-        Err(error) => error.is_recorded(),
+    let loaded = load(conn, &merchant_id, &action).map_err(unavailable)?;
+    let decision = write::decide(merchant_id.clone(), action, loaded, now, processor);
+    let created = persist(conn, &decision.effects).map_err(unavailable)?;
+    let number = created.or(decision.number).unwrap_or_default();
+    let kept = idempotency
+        .as_ref()
+        .filter(|claim| decision.kept_under(claim.kind));
+    let Some(respond) = decision.respond else {
+        return Ok(None);
     };
-    if let (Some(claim), true) = (&idempotency, recorded) {
+    let response = respond(Ok(number));
+    if let Some(claim) = kept {
         conn.prepare_cached(
             "INSERT INTO idempotency
              (merchant_id, scope, key, fingerprint, status, content_type, body, created_at)
@@ -446,58 +502,39 @@ fn execute_write(
         })
         .map_err(unavailable)?;
     }
-    Ok(Executed {
+    Ok(Some(Executed {
         response,
         replayed: false,
-    })
+    }))
 }
 
-/// Loads, decides, persists. The outer `Result` is the database's; the inner one the domain's.
-fn apply(
-    conn: &Connection,
-    processor: &dyn Processor,
-    merchant_id: &str,
-    operation: Operation,
-    now: Timestamp,
-) -> rusqlite::Result<Result<Applied, WriteError>> {
-    let loaded = match (&operation, rows::target(&operation)) {
-        (Operation::Create(new), _) => Loaded::NewOrder {
-            reference_taken: conn
-                .prepare_cached("SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2")?
-                .exists(params![merchant_id, new.reference])?,
-        },
-        (_, Some(locator)) => {
-            Loaded::Existing(load_order(conn, merchant_id, locator)?.map(Box::new))
-        }
-        (_, None) => Loaded::Existing(None),
-    };
-    let creating = matches!(operation, Operation::Create(_));
-    let transition = match rows::decide(operation, &loaded, now, processor) {
-        Ok(transition) => transition,
-        Err(error) => return Ok(Err(error)),
-    };
-    let mut created_number = 0;
-    if creating {
-        insert_order(conn, &transition.order)?;
-        created_number = conn.last_insert_rowid();
+fn load(conn: &Connection, merchant_id: &str, action: &write::Action) -> rusqlite::Result<Loaded> {
+    if let Some(reference) = action.new_reference() {
+        let reference_taken = conn
+            .prepare_cached("SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2")?
+            .exists(params![merchant_id, reference])?;
+        return Ok(Loaded::NewOrder { reference_taken });
     }
-    persist(conn, &transition)?;
-    Ok(Ok(rows::applied(loaded, transition, created_number)))
+    let existing = match action.target() {
+        Some(locator) => load_order(conn, merchant_id, locator)?.map(Box::new),
+        None => None,
+    };
+    Ok(Loaded::Existing(existing))
 }
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnName(format!("corrupt or unexpected data: {what}"))
 }
 
-fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<()> {
+fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<i64> {
     let support = order.authorization.as_ref().map(|a| a.capture_support);
     conn.prepare_cached(
         "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
          capture_mode, card_brand, card_last4, processor_reference, capture_partial,
          capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
          capture_count, expires_at, created_at, updated_at, metadata)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 0, 0, NULL, 0,
-                 ?14, ?15, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         order.id,
@@ -513,34 +550,47 @@ fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<()> {
         support.is_some_and(|s| s.partial),
         support.is_some_and(|s| s.multiple),
         order.failure.map(|f| f.code()),
-        order.expires_at.millis(),
-        order.created_at.millis(),
-        order.metadata,
-    ])?;
-    Ok(())
-}
-
-/// Writes the order's new totals, its new capture or refund, and appends its ledger entries.
-fn persist(conn: &Connection, transition: &Transition) -> rusqlite::Result<()> {
-    let order = &transition.order;
-    conn.prepare_cached(
-        "UPDATE orders SET captured_amount = ?2, released_amount = ?3, refunded_amount = ?4,
-         closure = ?5, capture_count = ?6, updated_at = ?7 WHERE id = ?1",
-    )?
-    .execute(params![
-        order.id,
         order.captured_amount.minor_units(),
         order.released_amount.minor_units(),
         order.refunded_amount.minor_units(),
         order.closure.map(Closure::as_str),
         order.capture_count,
+        order.expires_at.millis(),
+        order.created_at.millis(),
         order.updated_at.millis(),
+        order.metadata,
     ])?;
-    if let Some(capture) = &transition.capture {
+    Ok(conn.last_insert_rowid())
+}
+
+/// Writes everything a decision produced; returns the new order's number on a create.
+fn persist(conn: &Connection, effects: &Effects) -> rusqlite::Result<Option<i64>> {
+    let mut created = None;
+    match &effects.order {
+        Some(order) if effects.created => created = Some(insert_order(conn, order)?),
+        Some(order) => {
+            conn.prepare_cached(
+                "UPDATE orders SET captured_amount = ?2, released_amount = ?3,
+                 refunded_amount = ?4, closure = ?5, capture_count = ?6, updated_at = ?7
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                order.id,
+                order.captured_amount.minor_units(),
+                order.released_amount.minor_units(),
+                order.refunded_amount.minor_units(),
+                order.closure.map(Closure::as_str),
+                order.capture_count,
+                order.updated_at.millis(),
+            ])?;
+        }
+        None => {}
+    }
+    if let Some(capture) = &effects.new_capture {
         let row = CaptureRow::of(capture);
         conn.prepare_cached(&format!(
             "INSERT INTO captures ({CAPTURE_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ))?
         .execute(params![
             row.id,
@@ -558,13 +608,17 @@ fn persist(conn: &Connection, transition: &Transition) -> rusqlite::Result<()> {
             row.metadata,
             row.created_at,
             row.settles_at,
+            row.settled_at,
         ])?;
     }
-    if let Some(refund) = &transition.refund {
-        conn.prepare_cached(
-            "INSERT INTO refunds (id, order_id, amount, reference, reason, metadata, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
+    if let Some((capture_id, at)) = &effects.settled_capture {
+        conn.prepare_cached("UPDATE captures SET settled_at = ?2 WHERE id = ?1")?
+            .execute(params![capture_id, at.millis()])?;
+    }
+    if let Some(refund) = &effects.new_refund {
+        conn.prepare_cached(&format!(
+            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ))?
         .execute(params![
             refund.id,
             refund.order_id,
@@ -575,24 +629,54 @@ fn persist(conn: &Connection, transition: &Transition) -> rusqlite::Result<()> {
             refund.created_at.millis(),
         ])?;
     }
-    for entry in &transition.ledger {
-        append_ledger(conn, entry)?;
+    for entry in &effects.ledger {
+        conn.prepare_cached(
+            "INSERT INTO ledger (order_id, kind, amount, source_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            entry.order_id,
+            entry.kind.as_str(),
+            entry.amount.minor_units(),
+            entry.source_id,
+            entry.at.millis(),
+        ])?;
     }
-    Ok(())
+    if let Some(currency) = effects.currency {
+        for event in &effects.events {
+            conn.prepare_cached(
+                "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
+                 subject_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                new_id("evt_"),
+                effects.merchant_id,
+                event.order_id,
+                event.kind.as_str(),
+                event.amount.minor_units(),
+                currency.code(),
+                event.subject_id,
+                event.at.millis(),
+            ])?;
+        }
+    }
+    Ok(created)
 }
 
-fn append_ledger(conn: &Connection, entry: &LedgerEntry) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        entry.order_id,
-        entry.kind.as_str(),
-        entry.amount.minor_units(),
-        entry.source_id,
-        entry.at.millis(),
-    ])?;
-    Ok(())
+fn event_from_row(row: &Row) -> rusqlite::Result<StoredEvent> {
+    EventRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        merchant_id: row.get(2)?,
+        order_id: row.get(3)?,
+        kind: row.get(4)?,
+        amount: row.get(5)?,
+        currency: row.get(6)?,
+        subject_id: row.get(7)?,
+        created_at: row.get(8)?,
+    }
+    .into_event()
+    .map_err(from_corrupt)
 }
 
 fn order_from_row(row: &Row) -> rusqlite::Result<(i64, Order)> {
@@ -679,6 +763,7 @@ fn load_details(conn: &Connection, record: &mut OrderRecord) -> rusqlite::Result
                 metadata: row.get(12)?,
                 created_at: row.get(13)?,
                 settles_at: row.get(14)?,
+                settled_at: row.get(15)?,
             }
             .into_capture()
             .map_err(from_corrupt)
@@ -709,6 +794,7 @@ fn list_orders(
     conn: &Connection,
     merchant_id: &str,
     query: &ListQuery,
+    now: Timestamp,
 ) -> rusqlite::Result<Vec<OrderRecord>> {
     let before: i64 = match &query.starting_after {
         Some(id) => match conn
@@ -721,7 +807,6 @@ fn list_orders(
         },
         None => i64::MAX,
     };
-    let now = now();
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = ?1 AND number < ?2
          AND (?3 IS NULL OR reference = ?3) ORDER BY number DESC"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
 use authcap_api::{AppState, Config};
 use authcap_core::Simulator;
-use authcap_store::{PoolSettings, Store};
+use authcap_store::{PoolSettings, Store, SystemClock};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -140,7 +140,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
         connections_max: cli.database_connections_max.max(1),
         statement_timeout: cli.database_statement_timeout,
     };
-    let store = Store::open_with(&cli.database, Arc::new(Simulator), pool).await?;
+    let clock = Arc::new(SystemClock);
+    let store = Store::open_with(&cli.database, Arc::new(Simulator), pool, clock).await?;
     let server_secret =
         ServerSecret::load(&store, std::env::var("AUTHCAP_SERVER_SECRET").ok()).await?;
     match cli.command {

@@ -267,7 +267,6 @@ impl MpError {
                 MpError::PropertyValue("text must not contain NUL characters".into())
             }
             WriteError::ReferenceTaken => MpError::ExternalReferenceTaken,
-            WriteError::OperationReferenceTaken => MpError::state_conflict(op),
             WriteError::Refused(error) => MpError::of_core(op, *error),
         }
     }
@@ -278,6 +277,13 @@ impl MpError {
             CoreError::ZeroAmount => {
                 MpError::PropertyValue("amount must be greater than zero".into())
             }
+            CoreError::InvalidAmount { error, .. } => {
+                MpError::PropertyValue(format!("transactions[0].amount {error}"))
+            }
+            CoreError::CaptureModeAutomatic => MpError::OperationNotSupported(
+                "orders with capture_mode automatic are captured when created".into(),
+            ),
+            CoreError::OperationReferenceTaken => MpError::state_conflict(op),
             CoreError::OrderNotCapturable
             | CoreError::AuthorizationExpired
             | CoreError::AmountExceedsCapturable { .. }

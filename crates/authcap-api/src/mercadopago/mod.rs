@@ -10,12 +10,12 @@ pub mod types;
 
 use authcap_core::order::AuthorizationFailure;
 use authcap_core::{
-    Amount, AmountError, CaptureMode, CaptureRequest, Card, Currency, DeclineCode, NewOrder,
-    OrderStatus, RefundRequest as CoreRefund, Timestamp,
+    Amount, CaptureMode, CaptureRequest, Card, Currency, DeclineCode, NewOrder, OrderStatus,
+    RefundRequest as CoreRefund, RequestedAmount, Timestamp,
 };
 use authcap_store::{
-    Applied, CredentialKind, IdempotencyClaim, Operation, OrderLocator, OrderRecord,
-    StoredResponse, Write, WriteError,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request,
+    StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -29,13 +29,15 @@ use crate::AppState;
 use crate::wire::PathParam;
 use crate::wire::stored_response;
 use crate::wire::{
-    check_len, new_id, now, parse_json, raw_number_text, read_body, rfc3339, sha256_hex,
+    check_len, fingerprint, new_id, parse_json, raw_number_text, read_body, rfc3339,
 };
 use error::{MpError, Op};
 use types::*;
 
 /// Where the dialect is mounted; the SDKs' base URL is `http://HOST:PORT/mercadopago`.
 pub const PREFIX: &str = "/mercadopago";
+/// The merchant's Mercado Pago access token.
+pub const ACCESS_TOKEN: CredentialKind = CredentialKind("mercadopago_access_token");
 /// Sandbox fault injection: `internal_error` or `idempotency_validation_failed` answer the
 /// matching 500 and write nothing. Never fires unless sent.
 pub const FAULT_HEADER: &str = "x-authcap-sandbox-fault";
@@ -97,11 +99,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, MpE
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or(MpError::Unauthorized)?;
-    match app
-        .credentials
-        .merchant(CredentialKind::MercadopagoAccessToken, token)
-        .await?
-    {
+    match app.credentials.merchant(ACCESS_TOKEN, token).await? {
         Some(merchant) => Ok(merchant),
         None if is_test_token(token) => Err(MpError::InvalidCredentials),
         None => Err(MpError::Unauthorized),
@@ -156,7 +154,8 @@ fn idempotency(
     Ok(Some(IdempotencyClaim {
         scope: scope.into(),
         key: key.to_owned(),
-        fingerprint: sha256_hex(&[b"POST", path.as_bytes(), body]),
+        fingerprint: fingerprint(&axum::http::Method::POST, path, body),
+        kind: ClaimKind::Key,
     }))
 }
 
@@ -209,8 +208,21 @@ fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     }
 }
 
-/// A positive decimal string ("24.50") in `currency`, exact, never through a float.
-fn decimal_amount(field: &str, raw: &RawValue, currency: Currency) -> Result<Amount, MpError> {
+/// A positive decimal string ("24.50"), checked for its shape here and resolved exactly
+/// against the order's currency inside the write, never through a float.
+fn decimal_amount(field: &str, raw: &RawValue) -> Result<RequestedAmount, MpError> {
+    decimal_text(field, raw).map(RequestedAmount::Decimal)
+}
+
+/// A positive decimal string in a currency already known (an order being created).
+fn decimal_in(field: &str, raw: &RawValue, currency: Currency) -> Result<Amount, MpError> {
+    let text = decimal_text(field, raw)?;
+    currency
+        .parse_decimal(&text)
+        .map_err(|e| MpError::PropertyValue(format!("{field} {e}")))
+}
+
+fn decimal_text(field: &str, raw: &RawValue) -> Result<String, MpError> {
     if !raw.get().starts_with('"') {
         return Err(MpError::PropertyType(format!(
             "{field} must be a decimal string such as \"24.50\""
@@ -229,18 +241,12 @@ fn decimal_amount(field: &str, raw: &RawValue, currency: Currency) -> Result<Amo
             "{field} must be a non-negative decimal string such as \"24.50\""
         )));
     }
-    let amount = currency.parse_decimal(&text).map_err(|e| match e {
-        AmountError::TooManyDecimals { .. }
-        | AmountError::TooLarge
-        | AmountError::Negative
-        | AmountError::NotANumber => MpError::PropertyValue(format!("{field} {e}")),
-    })?;
-    if amount.is_zero() {
+    if text.bytes().all(|b| matches!(b, b'0' | b'.')) {
         return Err(MpError::PropertyValue(format!(
             "{field} must be greater than zero"
         )));
     }
-    Ok(amount)
+    Ok(text)
 }
 
 /// The simulator card chosen by the sandbox triggers: a cardholder name in `payer.first_name`
@@ -309,8 +315,8 @@ fn new_order(merchant_id: String, request: CreateOrderRequest) -> Result<NewOrde
             "transactions.payments needs one payment".into(),
         ));
     };
-    let total = decimal_amount("total_amount", &request.total_amount, currency)?;
-    let amount = decimal_amount("transactions.payments[0].amount", &payment.amount, currency)?;
+    let total = decimal_in("total_amount", &request.total_amount, currency)?;
+    let amount = decimal_in("transactions.payments[0].amount", &payment.amount, currency)?;
     if total != amount {
         return Err(MpError::InvalidTotalAmount);
     }
@@ -534,14 +540,14 @@ fn json_response(status: StatusCode, body: &OrderBody) -> StoredResponse {
     }
 }
 
-fn render(op: Op, outcome: &Result<Applied, WriteError>) -> StoredResponse {
-    let applied = match outcome {
-        Ok(applied) => applied,
+fn render<T>(op: Op, outcome: &Result<Written<T>, WriteError>) -> StoredResponse {
+    let written = match outcome {
+        Ok(written) => written,
         Err(error) => return MpError::of_write(op, error).to_stored(),
     };
-    let body = order_body(&applied.record, now());
+    let body = order_body(&written.record, written.now);
     match op {
-        Op::Create if applied.record.order.failure.is_some() => MpError::PaymentFailed {
+        Op::Create if written.record.order.failure.is_some() => MpError::PaymentFailed {
             details: vec![format!(
                 "{}: {}",
                 body.transactions.payments[0].id, body.status_detail
@@ -554,18 +560,20 @@ fn render(op: Op, outcome: &Result<Applied, WriteError>) -> StoredResponse {
     }
 }
 
+fn renderer<T: 'static>(op: Op) -> Render<T> {
+    Box::new(move |outcome| render(op, outcome))
+}
+
 async fn execute(
     app: &AppState,
     merchant_id: String,
     idempotency: Option<IdempotencyClaim>,
-    op: Op,
-    operation: Operation,
+    request: Request,
 ) -> Result<Response, MpError> {
     let write = Write {
         merchant_id,
         idempotency,
-        operation,
-        render: Box::new(move |outcome| render(op, outcome)),
+        request,
     };
     let executed = app.store.execute(write).await?;
     Ok(stored_response(executed.response, executed.replayed))
@@ -583,7 +591,8 @@ async fn create_order(
     let request: CreateOrderRequest = parse_json(&bytes)?;
     let mut new = new_order(merchant_id.clone(), request)?;
     new.authorization_ttl_ms = app.config.authorization_ttl.as_millis() as i64;
-    execute(&app, merchant_id, claim, Op::Create, Operation::Create(new)).await
+    let render = renderer(Op::Create);
+    execute(&app, merchant_id, claim, Request::Create { new, render }).await
 }
 
 async fn get_order(
@@ -599,7 +608,7 @@ async fn get_order(
         .await?
         .ok_or(MpError::OrderNotFound)?;
     Ok(stored_response(
-        json_response(StatusCode::OK, &order_body(&record, now())),
+        json_response(StatusCode::OK, &order_body(&record, app.store.now())),
         false,
     ))
 }
@@ -617,29 +626,20 @@ async fn capture_order(
     let claim = idempotency(&headers, true, Op::Capture, &path, &bytes)?;
     sandbox_fault(&headers)?;
     expect_empty(&bytes)?;
-    // The capture mode never changes, so reading it first cannot race with a write.
-    let record = app
-        .store
-        .order(&merchant_id, OrderLocator::Id(order_id.clone()))
-        .await?
-        .ok_or(MpError::OrderNotFound)?;
-    if record.order.capture_mode == CaptureMode::Automatic {
-        return Err(MpError::OperationNotSupported(
-            "orders with capture_mode automatic are captured when created".into(),
-        ));
-    }
-    let request = CaptureRequest {
+    let capture = CaptureRequest {
         id: new_id("cap_"),
         amount: None,
         is_final: true,
         metadata: r#"{"mercadopago":{}}"#.into(),
+        manual_orders_only: true,
         ..CaptureRequest::default()
     };
-    let operation = Operation::Capture {
+    let request = Request::Capture {
         order: OrderLocator::Id(order_id),
-        request,
+        request: capture,
+        render: renderer(Op::Capture),
     };
-    execute(&app, merchant_id, claim, Op::Capture, operation).await
+    execute(&app, merchant_id, claim, request).await
 }
 
 async fn cancel_order(
@@ -655,11 +655,12 @@ async fn cancel_order(
     let claim = idempotency(&headers, false, Op::Cancel, &path, &bytes)?;
     sandbox_fault(&headers)?;
     expect_empty(&bytes)?;
-    let operation = Operation::Void {
+    let request = Request::Release {
         order: OrderLocator::Id(order_id),
         amount: None,
+        render: renderer(Op::Cancel),
     };
-    execute(&app, merchant_id, claim, Op::Cancel, operation).await
+    execute(&app, merchant_id, claim, request).await
 }
 
 async fn refund_order(
@@ -692,19 +693,12 @@ async fn refund_order(
         let Some(payment_order) = ids::parse(ids::PAYMENT, "ord_", &transaction.id) else {
             return Err(MpError::InvalidTransactionId);
         };
-        // The currency never changes, so reading it first cannot race with a write.
-        let record = app
-            .store
-            .order(&merchant_id, OrderLocator::Id(order_id.clone()))
-            .await?
-            .ok_or(MpError::OrderNotFound)?;
         if payment_order != order_id {
             return Err(MpError::TransactionNotFound);
         }
         Some(decimal_amount(
             "transactions[0].amount",
             &transaction.amount,
-            record.order.currency,
         )?)
     };
     let refund = CoreRefund {
@@ -714,9 +708,10 @@ async fn refund_order(
         reason: None,
         metadata: r#"{"mercadopago":{}}"#.into(),
     };
-    let operation = Operation::Refund {
+    let request = Request::Refund {
         order: OrderLocator::Id(order_id),
         request: refund,
+        render: renderer(Op::Refund),
     };
-    execute(&app, merchant_id, claim, Op::Refund, operation).await
+    execute(&app, merchant_id, claim, request).await
 }

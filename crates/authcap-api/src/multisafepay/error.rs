@@ -160,7 +160,7 @@ impl MspError {
 fn refusal(error: CoreError) -> (StatusCode, u32, String) {
     let text = error.to_string();
     match error {
-        CoreError::AmountTooLarge | CoreError::ZeroAmount => (
+        CoreError::AmountTooLarge | CoreError::ZeroAmount | CoreError::InvalidAmount { .. } => (
             StatusCode::BAD_REQUEST,
             1001,
             format!("Invalid amount: {text}"),
@@ -174,7 +174,9 @@ fn refusal(error: CoreError) -> (StatusCode, u32, String) {
         }
         CoreError::OrderNotCapturable
         | CoreError::AuthorizationExpired
-        | CoreError::OrderNotVoidable => (
+        | CoreError::OrderNotVoidable
+        | CoreError::OperationReferenceTaken
+        | CoreError::CaptureModeAutomatic => (
             StatusCode::CONFLICT,
             1022,
             format!("Cannot initiate transaction: {text}"),
@@ -205,7 +207,7 @@ impl From<&WriteError> for MspError {
                 MspError::InvalidRequest("text must not contain NUL characters".into())
             }
             WriteError::ReferenceTaken => MspError::OrderIdTaken,
-            WriteError::OperationReferenceTaken => MspError::NewOrderIdTaken,
+            WriteError::Refused(CoreError::OperationReferenceTaken) => MspError::NewOrderIdTaken,
             WriteError::Refused(error) => MspError::Refused(*error),
         }
     }

@@ -10,12 +10,12 @@ pub mod error;
 pub mod types;
 
 use authcap_core::{
-    Amount, AmountError, CaptureMode, CaptureRequest, Card, Currency, NewOrder, RefundRequest,
-    Shipping,
+    Amount, AmountError, Capture, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Refund,
+    RefundRequest, Shipping,
 };
 use authcap_store::{
-    Applied, CredentialKind, IdempotencyClaim, Operation, OrderLocator, StoreError, StoredResponse,
-    Write, WriteError,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, Render, Request, StoreError,
+    StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -30,12 +30,14 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::wire::PathParam;
 use crate::wire::stored_response;
-use crate::wire::{check_len, new_id, now, parse_json, parse_minor_units, read_body, sha256_hex};
+use crate::wire::{check_len, fingerprint, new_id, parse_json, parse_minor_units, read_body};
 pub use error::MspError;
 use types::*;
 
 /// Where the dialect is mounted.
 pub const PREFIX: &str = "/multisafepay/v1/json";
+/// The merchant's MultiSafepay API key.
+pub const API_KEY: CredentialKind = CredentialKind("multisafepay_api_key");
 /// `order_id`, `new_order_id`, `invoice_id` and `gateway`.
 const ID_CHARS_MAX: usize = 50;
 /// `description` of orders, captures and refunds (MultiSafepay error 1008: max. 200).
@@ -111,7 +113,7 @@ async fn authenticate(
         .filter(|k| !k.is_empty())
         .ok_or(MspError::InvalidApiKey)?;
     app.credentials
-        .merchant(CredentialKind::MultisafepayApiKey, &key)
+        .merchant(API_KEY, &key)
         .await?
         .ok_or(MspError::InvalidApiKey)
 }
@@ -123,10 +125,6 @@ async fn authenticate(
 struct Claim {
     claim: IdempotencyClaim,
     reused: MspError,
-}
-
-fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
-    sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body])
 }
 
 fn header_claim(
@@ -150,6 +148,7 @@ fn header_claim(
             scope: "multisafepay:key".into(),
             key: key.to_owned(),
             fingerprint: fingerprint(method, path, body),
+            kind: ClaimKind::Key,
         },
         reused: MspError::IdempotencyKeyReused,
     }))
@@ -161,6 +160,7 @@ fn natural_claim(scope: &str, key: &str, path: &str, body: &[u8], reused: MspErr
             scope: scope.into(),
             key: key.to_owned(),
             fingerprint: fingerprint(&Method::POST, path, body),
+            kind: ClaimKind::ResourceId,
         },
         reused,
     }
@@ -258,14 +258,11 @@ fn success<T: Serialize>(data: T) -> StoredResponse {
     }
 }
 
-type Render = Box<dyn FnOnce(&Result<Applied, WriteError>) -> StoredResponse + Send>;
-
 async fn execute(
     app: &AppState,
     merchant_id: String,
     claim: Option<Claim>,
-    operation: Operation,
-    render: Render,
+    request: Request,
 ) -> Result<Response, MspError> {
     let (idempotency, reused) = match claim {
         Some(Claim { claim, reused }) => (Some(claim), Some(reused)),
@@ -274,8 +271,7 @@ async fn execute(
     let write = Write {
         merchant_id,
         idempotency,
-        operation,
-        render,
+        request,
     };
     match app.store.execute(write).await {
         Ok(executed) => Ok(stored_response(executed.response, executed.replayed)),
@@ -458,10 +454,10 @@ fn missing(field: &str) -> MspError {
     MspError::MissingData(format!("`{field}` is required"))
 }
 
-fn render_created(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(applied) => match applied.record.order.failure {
-            None => success(OrderView::of(&applied.record, now())),
+        Ok(written) => match written.record.order.failure {
+            None => success(OrderView::of(&written.record, written.now)),
             Some(failure) => MspError::AuthorizationFailed(failure).to_stored(),
         },
         Err(error) => MspError::from(error).to_stored(),
@@ -491,14 +487,8 @@ async fn create_order(
             MspError::OrderIdTaken,
         ))
     });
-    execute(
-        &app,
-        merchant_id,
-        claim,
-        Operation::Create(new),
-        Box::new(render_created),
-    )
-    .await
+    let render: Render<()> = Box::new(render_created);
+    execute(&app, merchant_id, claim, Request::Create { new, render }).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,7 +502,7 @@ async fn get_order(
     PathParam(order_id): PathParam,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
-    let now = now();
+    let now = app.store.now();
     if let Some(record) = app
         .store
         .order(&merchant_id, OrderLocator::Reference(order_id.clone()))
@@ -618,7 +608,7 @@ async fn capture_order(
     };
     let capture = CaptureRequest {
         id: new_id("cap_"),
-        amount,
+        amount: amount.map(Into::into),
         is_final: false,
         reference: new_order_id,
         invoice_id,
@@ -626,19 +616,14 @@ async fn capture_order(
         reason,
         shipping,
         metadata: write_meta(&meta),
+        ..CaptureRequest::default()
     };
-    let operation = Operation::Capture {
+    let request = Request::Capture {
         order: OrderLocator::Reference(order_id),
         request: capture,
+        render: Box::new(render_capture),
     };
-    execute(
-        &app,
-        merchant_id,
-        claim,
-        operation,
-        Box::new(render_capture),
-    )
-    .await
+    execute(&app, merchant_id, claim, request).await
 }
 
 /// A `new_order_id` must not name another order or another order's capture, so that
@@ -678,11 +663,11 @@ async fn check_new_order_id(
     Ok(())
 }
 
-fn render_capture(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(Applied {
+        Ok(Written {
             record,
-            capture: Some(capture),
+            result: capture,
             ..
         }) => success(TransactionData {
             transaction_id: derived_transaction_id(&capture.id),
@@ -692,7 +677,6 @@ fn render_capture(outcome: &Result<Applied, WriteError>) -> StoredResponse {
                 .unwrap_or_else(|| record.order.reference.clone()),
             refund_id: None,
         }),
-        Ok(_) => MspError::Unavailable.to_stored(),
         Err(error) => MspError::from(error).to_stored(),
     }
 }
@@ -730,19 +714,20 @@ async fn cancel_reservation(
         DESCRIPTION_CHARS_MAX,
         MspError::InvalidDescription,
     )?;
-    let operation = Operation::Void {
-        order: OrderLocator::Reference(order_id),
-        amount: None,
-    };
-    let render: Render = Box::new(|outcome| match outcome {
-        Ok(applied) => success(TransactionData {
-            transaction_id: applied.record.number,
-            order_id: applied.record.order.reference.clone(),
+    let render: Render<Amount> = Box::new(|outcome| match outcome {
+        Ok(written) => success(TransactionData {
+            transaction_id: written.record.number,
+            order_id: written.record.order.reference.clone(),
             refund_id: None,
         }),
         Err(error) => MspError::from(error).to_stored(),
     });
-    execute(&app, merchant_id, claim, operation, render).await
+    let request = Request::Release {
+        order: OrderLocator::Reference(order_id),
+        amount: None,
+        render,
+    };
+    execute(&app, merchant_id, claim, request).await
 }
 
 async fn update_order(
@@ -777,15 +762,16 @@ async fn update_order(
     let _ = (request.exclude_order, request.extend_expiration);
     match request.status.as_deref() {
         Some("cancelled") | Some("void") => {
-            let operation = Operation::Void {
-                order: OrderLocator::Reference(order_id),
-                amount: None,
-            };
-            let render: Render = Box::new(|outcome| match outcome {
+            let render: Render<Amount> = Box::new(|outcome| match outcome {
                 Ok(_) => success(Map::new()),
                 Err(error) => MspError::from(error).to_stored(),
             });
-            execute(&app, merchant_id, claim, operation, render).await
+            let request = Request::Release {
+                order: OrderLocator::Reference(order_id),
+                amount: None,
+                render,
+            };
+            execute(&app, merchant_id, claim, request).await
         }
         None | Some("") => {
             // Shipping and invoice details are accepted but not kept: nothing moves money.
@@ -854,23 +840,22 @@ async fn refund_order(
     };
     let refund = RefundRequest {
         id: new_id("ref_"),
-        amount: Some(amount),
+        amount: Some(amount.into()),
         reference: None,
         reason: description,
         metadata: write_meta(&meta),
     };
-    let operation = Operation::Refund {
-        order: OrderLocator::Reference(order_id),
-        request: refund,
-    };
-    let render: Render = Box::new(|outcome| match outcome {
-        Ok(Applied {
-            record,
-            refund: Some(refund),
-            ..
-        }) => success(TransactionData::of_refund(&record.order, refund)),
-        Ok(_) => MspError::Unavailable.to_stored(),
+    let render: Render<Refund> = Box::new(|outcome| match outcome {
+        Ok(written) => success(TransactionData::of_refund(
+            &written.record.order,
+            &written.result,
+        )),
         Err(error) => MspError::from(error).to_stored(),
     });
-    execute(&app, merchant_id, claim, operation, render).await
+    let request = Request::Refund {
+        order: OrderLocator::Reference(order_id),
+        request: refund,
+        render,
+    };
+    execute(&app, merchant_id, claim, request).await
 }

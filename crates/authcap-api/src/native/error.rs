@@ -172,7 +172,12 @@ impl Problem {
 /// The HTTP status of each refusal; no wildcard arm, so a new refusal must be placed here.
 pub fn refusal_status(error: CoreError) -> StatusCode {
     match error {
-        CoreError::AmountTooLarge | CoreError::ZeroAmount => StatusCode::BAD_REQUEST,
+        CoreError::AmountTooLarge | CoreError::ZeroAmount | CoreError::InvalidAmount { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        CoreError::OperationReferenceTaken | CoreError::CaptureModeAutomatic => {
+            StatusCode::CONFLICT
+        }
         CoreError::OrderNotCapturable
         | CoreError::AuthorizationExpired
         | CoreError::OrderNotVoidable
@@ -192,7 +197,12 @@ impl From<&WriteError> for Problem {
                 Problem::InvalidRequest("text must not contain NUL characters".into())
             }
             WriteError::ReferenceTaken => Problem::ReferenceTaken,
-            WriteError::OperationReferenceTaken => Problem::OperationReferenceTaken,
+            WriteError::Refused(CoreError::OperationReferenceTaken) => {
+                Problem::OperationReferenceTaken
+            }
+            WriteError::Refused(CoreError::InvalidAmount { error, currency }) => {
+                Problem::InvalidRequest(format!("`amount` is not an amount of {currency}: {error}"))
+            }
             WriteError::Refused(error) => Problem::Refused(*error),
         }
     }

@@ -5,12 +5,12 @@ pub mod error;
 pub mod types;
 
 use authcap_core::{
-    Amount, AmountError, CaptureMode, CaptureRequest, Card, Currency, NewOrder, RefundRequest,
-    Shipping,
+    Amount, AmountError, Capture, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Refund,
+    RefundRequest, Shipping,
 };
 use authcap_store::{
-    Applied, CredentialKind, IdempotencyClaim, ListQuery, Operation, OrderLocator, StoredResponse,
-    Write, WriteError,
+    ClaimKind, CredentialKind, IdempotencyClaim, ListQuery, OrderLocator, Render, Request,
+    StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 use crate::AppState;
 use crate::wire::PathParam;
 use crate::wire::stored_response;
-use crate::wire::{check_len, new_id, now, parse_json, parse_minor_units, read_body, sha256_hex};
+use crate::wire::{check_len, new_id, parse_json, parse_minor_units, read_body, sha256_hex};
 pub use error::Problem;
 use types::*;
 
@@ -33,6 +33,9 @@ const TEXT_CHARS_MAX: usize = 255;
 const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 const LIST_LIMIT_MAX: u32 = 100;
 const LIST_LIMIT_DEFAULT: u32 = 10;
+
+/// The native API's one credential: the merchant's secret key.
+pub const SECRET_KEY: CredentialKind = CredentialKind("secret_key");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,7 +63,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Pro
         .filter(|s| !s.is_empty())
         .ok_or(Problem::Unauthorized)?;
     app.credentials
-        .merchant(CredentialKind::SecretKey, secret)
+        .merchant(SECRET_KEY, secret)
         .await?
         .ok_or(Problem::Unauthorized)
 }
@@ -97,6 +100,7 @@ fn idempotency_claim(
         scope: "native".into(),
         key: key.to_owned(),
         fingerprint: sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body]),
+        kind: ClaimKind::Key,
     }))
 }
 
@@ -231,11 +235,11 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> StoredResponse {
     }
 }
 
-fn render_created(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(applied) => {
-            let order = OrderBody::of(&applied.record, now());
-            match applied.record.order.failure {
+        Ok(written) => {
+            let order = OrderBody::of(&written.record, written.now);
+            match written.record.order.failure {
                 None => json_response(StatusCode::CREATED, &order),
                 Some(failure) => Problem::AuthorizationFailed {
                     code: failure.code(),
@@ -248,46 +252,36 @@ fn render_created(outcome: &Result<Applied, WriteError>) -> StoredResponse {
     }
 }
 
-fn render_capture(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(Applied {
-            record,
-            capture: Some(capture),
-            ..
-        }) => {
-            let now = now();
+        Ok(written) => {
+            let currency = written.record.order.currency;
             let body = CaptureWithOrder {
-                capture: CaptureBody::of(capture, record.order.currency, now),
-                order: OrderBody::of(record, now),
+                capture: CaptureBody::of(&written.result, currency, written.now),
+                order: OrderBody::of(&written.record, written.now),
             };
             json_response(StatusCode::CREATED, &body)
         }
-        Ok(_) => Problem::Unavailable.to_stored(),
         Err(error) => Problem::from(error).to_stored(),
     }
 }
 
-fn render_refund(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(Applied {
-            record,
-            refund: Some(refund),
-            ..
-        }) => {
+        Ok(written) => {
             let body = RefundWithOrder {
-                refund: RefundBody::of(refund),
-                order: OrderBody::of(record, now()),
+                refund: RefundBody::of(&written.result),
+                order: OrderBody::of(&written.record, written.now),
             };
             json_response(StatusCode::CREATED, &body)
         }
-        Ok(_) => Problem::Unavailable.to_stored(),
         Err(error) => Problem::from(error).to_stored(),
     }
 }
 
-fn render_order(outcome: &Result<Applied, WriteError>) -> StoredResponse {
+fn render_order(outcome: &Result<Written<Amount>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(applied) => json_response(StatusCode::OK, &OrderBody::of(&applied.record, now())),
+        Ok(written) => json_response(StatusCode::OK, &OrderBody::of(&written.record, written.now)),
         Err(error) => Problem::from(error).to_stored(),
     }
 }
@@ -296,14 +290,12 @@ async fn execute(
     app: &AppState,
     merchant_id: String,
     idempotency: Option<IdempotencyClaim>,
-    operation: Operation,
-    render: fn(&Result<Applied, WriteError>) -> StoredResponse,
+    request: Request,
 ) -> Result<Response, Problem> {
     let write = Write {
         merchant_id,
         idempotency,
-        operation,
-        render: Box::new(render),
+        request,
     };
     let executed = app.store.execute(write).await?;
     Ok(stored_response(executed.response, executed.replayed))
@@ -324,14 +316,8 @@ pub async fn create_order(
     let claim = idempotency_claim(&headers, &Method::POST, "/v1/orders", &bytes)?;
     let request: CreateOrderRequest = parse_json(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), request)?;
-    execute(
-        &app,
-        merchant_id,
-        claim,
-        Operation::Create(new),
-        render_created,
-    )
-    .await
+    let render: Render<()> = Box::new(render_created);
+    execute(&app, merchant_id, claim, Request::Create { new, render }).await
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}", params(("id" = String, Path)),
@@ -343,7 +329,7 @@ pub async fn get_order(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let record = authenticated_order(&app, &headers, id).await?;
-    Ok(axum::Json(OrderBody::of(&record, now())).into_response())
+    Ok(axum::Json(OrderBody::of(&record, app.store.now())).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/orders",
@@ -387,7 +373,7 @@ pub async fn list_orders(
     let mut records = app.store.orders(&merchant_id, list).await?;
     let has_more = records.len() > limit;
     records.truncate(limit);
-    let now = now();
+    let now = app.store.now();
     let body = OrderList {
         object: "list",
         data: records.iter().map(|r| OrderBody::of(r, now)).collect(),
@@ -431,7 +417,7 @@ pub async fn capture_order(
         amount: request
             .amount
             .as_deref()
-            .map(|raw| positive_minor_units("amount", raw))
+            .map(|raw| positive_minor_units("amount", raw).map(Into::into))
             .transpose()?,
         is_final: request.r#final.unwrap_or(false),
         reference: text("reference", request.reference, TEXT_CHARS_MAX)?,
@@ -440,12 +426,14 @@ pub async fn capture_order(
         reason: text("reason", request.reason, TEXT_CHARS_MAX)?,
         shipping,
         metadata: String::new(),
+        ..CaptureRequest::default()
     };
-    let operation = Operation::Capture {
+    let request = Request::Capture {
         order: OrderLocator::Id(id),
         request: capture,
+        render: Box::new(render_capture),
     };
-    execute(&app, merchant_id, claim, operation, render_capture).await
+    execute(&app, merchant_id, claim, request).await
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/captures", params(("id" = String, Path)),
@@ -456,7 +444,7 @@ pub async fn list_captures(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let record = authenticated_order(&app, &headers, id).await?;
-    let now = now();
+    let now = app.store.now();
     let currency = record.order.currency;
     let body = CaptureList {
         object: "list",
@@ -482,11 +470,12 @@ pub async fn void_order(
 ) -> Result<Response, Problem> {
     let path = format!("/v1/orders/{id}/void");
     let (merchant_id, claim, EmptyRequest {}) = write_request(&app, &headers, &path, body).await?;
-    let operation = Operation::Void {
+    let request = Request::Release {
         order: OrderLocator::Id(id),
         amount: None,
+        render: Box::new(render_order),
     };
-    execute(&app, merchant_id, claim, operation, render_order).await
+    execute(&app, merchant_id, claim, request).await
 }
 
 #[utoipa::path(post, path = "/v1/orders/{id}/refunds", request_body = RefundOrderRequest,
@@ -508,15 +497,16 @@ pub async fn refund_order(
         amount: request
             .amount
             .as_deref()
-            .map(|raw| positive_minor_units("amount", raw))
+            .map(|raw| positive_minor_units("amount", raw).map(Into::into))
             .transpose()?,
         reference: None,
         reason: text("reason", request.reason, TEXT_CHARS_MAX)?,
         metadata: String::new(),
     };
-    let operation = Operation::Refund {
+    let request = Request::Refund {
         order: OrderLocator::Id(id),
         request: refund,
+        render: Box::new(render_refund),
     };
-    execute(&app, merchant_id, claim, operation, render_refund).await
+    execute(&app, merchant_id, claim, request).await
 }

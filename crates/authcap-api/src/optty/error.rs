@@ -59,6 +59,13 @@ fn major(amount: Amount, currency: Currency) -> String {
 fn refusal_message(error: CoreError, currency: Currency) -> String {
     match error {
         CoreError::AmountTooLarge => "`amount` is too large".into(),
+        CoreError::InvalidAmount { error, currency } => {
+            format!("`amount` is not an amount of {}: {error}", currency.code())
+        }
+        CoreError::OperationReferenceTaken => "the reference is already used".into(),
+        CoreError::CaptureModeAutomatic => {
+            "orders with automatic capture are captured when created".into()
+        }
         CoreError::ZeroAmount => "`amount` must be greater than 0".into(),
         CoreError::OrderNotCapturable => {
             "the order cannot be captured: it has no authorized amount left (declined, voided or fully captured)".into()
@@ -154,7 +161,7 @@ impl OpttyError {
                 OpttyError::Invalid("text must not contain NUL characters".into())
             }
             WriteError::ReferenceTaken => OpttyError::OrderReferenceTaken,
-            WriteError::OperationReferenceTaken => {
+            WriteError::Refused(CoreError::OperationReferenceTaken) => {
                 OpttyError::OperationReferenceTaken(context.reference_field)
             }
             WriteError::Refused(error) => OpttyError::Refused {

@@ -11,14 +11,13 @@ pub mod error;
 pub mod token;
 pub mod types;
 
-use authcap_core::Amount;
 use authcap_core::{
-    AmountError, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Order, OrderStatus,
-    RefundRequest, Shipping,
+    Amount, AmountError, Capture, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Order,
+    OrderStatus, Refund, RefundRequest, Shipping, Timestamp,
 };
 use authcap_store::{
-    Applied, IdempotencyClaim, Operation, OrderLocator, OrderRecord, StoredResponse, Write,
-    WriteError,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request,
+    StoredResponse, Write, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -33,10 +32,14 @@ use serde_json::value::RawValue;
 
 use crate::AppState;
 use crate::wire::stored_response;
-use crate::wire::{check_len, new_id, now, parse_json, read_body, rfc3339, sha256_hex};
+use crate::wire::{check_len, new_id, parse_json, read_body, rfc3339, sha256_hex};
 use error::Context;
 pub use error::OpttyError;
 use types::*;
+
+/// The merchant's Optty client credentials, exchanged for a token at `POST /optty/token`.
+pub const CLIENT_ID: CredentialKind = CredentialKind("optty_client_id");
+pub const CLIENT_SECRET: CredentialKind = CredentialKind("optty_client_secret");
 
 const REFERENCE_CHARS_MAX: usize = 100;
 const TEXT_CHARS_MAX: usize = 255;
@@ -150,6 +153,7 @@ fn claim(scope: String, key: &str, fingerprint: serde_json::Value) -> Idempotenc
         scope,
         key: key.to_owned(),
         fingerprint: sha256_hex(&[fingerprint.to_string().as_bytes()]),
+        kind: ClaimKind::ResourceId,
     }
 }
 
@@ -157,15 +161,13 @@ async fn execute(
     app: &AppState,
     merchant_id: String,
     idempotency: IdempotencyClaim,
-    operation: Operation,
+    request: Request,
     reference_field: &'static str,
-    render: impl FnOnce(&Result<Applied, WriteError>) -> StoredResponse + Send + 'static,
 ) -> Result<Response, OpttyError> {
     let write = Write {
         merchant_id,
         idempotency: Some(idempotency),
-        operation,
-        render: Box::new(render),
+        request,
     };
     let executed = app
         .store
@@ -248,8 +250,7 @@ fn provider(order: &Order) -> String {
         .unwrap_or_else(|| "AUTHCAP".to_owned())
 }
 
-fn order_response(record: &OrderRecord) -> OrderResponse {
-    let now = now();
+fn order_response(record: &OrderRecord, now: Timestamp) -> OrderResponse {
     let order = &record.order;
     let currency = order.currency;
     let status = order.status(now);
@@ -431,13 +432,14 @@ pub async fn create_order(
     let idempotency = IdempotencyClaim {
         scope: "optty:order".into(),
         key: new.reference.clone(),
-        fingerprint: sha256_hex(&[&bytes]),
+        fingerprint: crate::wire::fingerprint(&Method::POST, "/optty/orders", &bytes),
+        kind: ClaimKind::ResourceId,
     };
-    let render = move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(applied) => {
-            let order = &applied.record.order;
+    let render: Render<()> = Box::new(move |outcome| match outcome {
+        Ok(written) => {
+            let order = &written.record.order;
             let currency = order.currency;
-            let status = order.status(now());
+            let status = order.status(written.now);
             let metadata = OrderMetadata::of(&order.metadata);
             let body = CreateOrderResponse {
                 order_id: order.id.clone(),
@@ -456,16 +458,9 @@ pub async fn create_order(
             json_response(StatusCode::CREATED, &body)
         }
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
-    };
-    execute(
-        &app,
-        merchant_id,
-        idempotency,
-        Operation::Create(new),
-        "orderReference",
-        render,
-    )
-    .await
+    });
+    let request = Request::Create { new, render };
+    execute(&app, merchant_id, idempotency, request, "orderReference").await
 }
 
 // ---------------------------------------------------------------- read
@@ -479,7 +474,7 @@ pub async fn get_order(
     let reference = path_reference(path)?;
     let record = find_order(&app, &merchant_id, &reference).await?;
     Ok(stored_response(
-        json_response(StatusCode::OK, &order_response(&record)),
+        json_response(StatusCode::OK, &order_response(&record, app.store.now())),
         false,
     )
     .into_response())
@@ -539,7 +534,7 @@ pub async fn capture_order(
     );
     let capture = CaptureRequest {
         id: new_id("cap_"),
-        amount: Some(amount),
+        amount: Some(amount.into()),
         is_final: false,
         reference: Some(request.capture_reference.clone()),
         invoice_id: None,
@@ -551,6 +546,7 @@ pub async fn capture_order(
             tracking_code: Some(s.tracking_number),
         }),
         metadata: json!({"optty": {"captureReference": request.capture_reference}}).to_string(),
+        ..CaptureRequest::default()
     };
     let context = Context {
         order_reference,
@@ -558,10 +554,9 @@ pub async fn capture_order(
         currency,
     };
     let capture_reference = request.capture_reference;
-    let render = move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(Applied {
-            capture: Some(capture),
-            ..
+    let render: Render<Capture> = Box::new(move |outcome| match outcome {
+        Ok(Written {
+            result: capture, ..
         }) => json_response(
             StatusCode::OK,
             &CaptureOrderResponse {
@@ -570,22 +565,14 @@ pub async fn capture_order(
                 captured_amount: number(capture.amount, currency),
             },
         ),
-        Ok(_) => OpttyError::Unavailable.to_stored(),
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
-    };
-    let operation = Operation::Capture {
+    });
+    let request = Request::Capture {
         order: OrderLocator::Id(record.order.id),
         request: capture,
-    };
-    execute(
-        &app,
-        merchant_id,
-        idempotency,
-        operation,
-        "captureReference",
         render,
-    )
-    .await
+    };
+    execute(&app, merchant_id, idempotency, request, "captureReference").await
 }
 
 // ---------------------------------------------------------------- void
@@ -626,30 +613,23 @@ pub async fn void_order(
     };
     let void_reference = request.void_reference;
     let voided_id = new_id("void_");
-    let render = move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(_) => json_response(
+    let render: Render<Amount> = Box::new(move |outcome| match outcome {
+        Ok(written) => json_response(
             StatusCode::OK,
             &VoidOrderResponse {
                 void_reference,
                 voided_id,
-                amount: number(amount, currency),
+                amount: number(written.result, currency),
             },
         ),
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
-    };
-    let operation = Operation::Void {
+    });
+    let request = Request::Release {
         order: OrderLocator::Id(record.order.id),
-        amount: Some(amount),
-    };
-    execute(
-        &app,
-        merchant_id,
-        idempotency,
-        operation,
-        "voidReference",
+        amount: Some(amount.into()),
         render,
-    )
-    .await
+    };
+    execute(&app, merchant_id, idempotency, request, "voidReference").await
 }
 
 // ---------------------------------------------------------------- refund
@@ -698,7 +678,7 @@ pub async fn refund_order(
     );
     let refund = RefundRequest {
         id: new_id("ref_"),
-        amount: Some(amount),
+        amount: Some(amount.into()),
         reference: Some(request.refund_reference.clone()),
         reason: description.clone(),
         metadata: json!({"optty": {"refundReference": request.refund_reference}}).to_string(),
@@ -709,10 +689,10 @@ pub async fn refund_order(
         currency,
     };
     let refund_reference = request.refund_reference;
-    let render = move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(Applied {
+    let render: Render<Refund> = Box::new(move |outcome| match outcome {
+        Ok(Written {
             record,
-            refund: Some(refund),
+            result: refund,
             ..
         }) => json_response(
             StatusCode::OK,
@@ -726,20 +706,12 @@ pub async fn refund_order(
                 bnpl_refund_id: refund.id.clone(),
             },
         ),
-        Ok(_) => OpttyError::Unavailable.to_stored(),
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
-    };
-    let operation = Operation::Refund {
+    });
+    let request = Request::Refund {
         order: OrderLocator::Id(record.order.id),
         request: refund,
-    };
-    execute(
-        &app,
-        merchant_id,
-        idempotency,
-        operation,
-        "refundReference",
         render,
-    )
-    .await
+    };
+    execute(&app, merchant_id, idempotency, request, "refundReference").await
 }

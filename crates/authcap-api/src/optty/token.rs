@@ -5,7 +5,6 @@
 //! strict: HS256 only (so `alg: none` and any other algorithm fail), signature, `exp` (no
 //! leeway), issuer and audience checked, and the scope must include `api-user`.
 
-use authcap_store::CredentialKind;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::OpttyError;
 use crate::AppState;
-use crate::wire::{now, read_body};
+use crate::wire::read_body;
 
 pub const SCOPE: &str = "api-user";
 pub const ISSUER: &str = "authcap-optty";
@@ -57,7 +56,7 @@ fn signing_key(app: &AppState) -> Vec<u8> {
 }
 
 pub fn issue(app: &AppState, merchant_id: &str) -> Result<String, OpttyError> {
-    let iat = now().millis() / 1000;
+    let iat = app.store.now().millis() / 1000;
     let claims = Claims {
         sub: merchant_id.to_owned(),
         scope: SCOPE.to_owned(),
@@ -187,11 +186,11 @@ pub async fn token(
         .ok_or_else(|| invalid("`client_secret` is required"))?;
     let by_id = app
         .credentials
-        .merchant(CredentialKind::OpttyClientId, &client_id)
+        .merchant(super::CLIENT_ID, &client_id)
         .await?;
     let by_secret = app
         .credentials
-        .merchant(CredentialKind::OpttyClientSecret, &client_secret)
+        .merchant(super::CLIENT_SECRET, &client_secret)
         .await?;
     let merchant_id = match (by_id, by_secret) {
         (Some(a), Some(b)) if bool::from(a.as_bytes().ct_eq(b.as_bytes())) => a,

@@ -179,7 +179,8 @@ impl PwError {
             WriteError::TextContainsNul => {
                 PwError::Parameter("text must not contain NUL characters".into())
             }
-            WriteError::ReferenceTaken | WriteError::OperationReferenceTaken => {
+            WriteError::ReferenceTaken
+            | WriteError::Refused(CoreError::OperationReferenceTaken) => {
                 PwError::DuplicateReference
             }
             WriteError::Refused(error) => PwError::Refused {
@@ -215,6 +216,18 @@ fn refusal(
             PARAMETER_ERROR,
             format!("`{field}` must be greater than zero"),
         ),
+        CoreError::InvalidAmount { error, currency } => (
+            StatusCode::BAD_REQUEST,
+            PARAMETER_ERROR,
+            format!(
+                "`{field}` {error} ({} has {})",
+                currency.code(),
+                currency.exponent()
+            ),
+        ),
+        CoreError::OperationReferenceTaken | CoreError::CaptureModeAutomatic => {
+            (StatusCode::CONFLICT, FAILED, error.to_string())
+        }
         CoreError::OrderNotCapturable => (
             StatusCode::CONFLICT,
             FAILED,

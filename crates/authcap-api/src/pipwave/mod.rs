@@ -12,10 +12,12 @@
 pub mod error;
 pub mod types;
 
-use authcap_core::{Amount, AmountError, CaptureRequest, Currency, OrderStatus, RefundRequest};
+use authcap_core::{
+    Amount, AmountError, Capture, CaptureRequest, Currency, OrderStatus, Refund, RefundRequest,
+};
 use authcap_store::{
-    Applied, CredentialKind, IdempotencyClaim, Operation, OrderLocator, OrderRecord, Write,
-    WriteError,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request, Write,
+    Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -27,9 +29,12 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::wire::stored_response;
-use crate::wire::{check_len, new_id, now, read_body, sha256_hex};
+use crate::wire::{check_len, new_id, read_body, sha256_hex};
 use error::{PwError, code, json_stored, param};
 use types::*;
+
+/// The merchant's Pipwave API key (its secret is derived, never stored).
+pub const API_KEY: CredentialKind = CredentialKind("pipwave_api_key");
 
 const API_KEY_CHARS_MAX: usize = 64;
 const ACTION_CHARS_MAX: usize = 32;
@@ -165,7 +170,7 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
     }
     let merchant_id = app
         .credentials
-        .merchant(CredentialKind::PipwaveApiKey, api_key)
+        .merchant(API_KEY, api_key)
         .await?
         .ok_or(PwError::ApiKey("no merchant has this api key"))?;
 
@@ -214,7 +219,7 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
 
     let timestamp = parse_timestamp(timestamp_text)?;
     let window_seconds = app.config.pipwave_timestamp_window.as_secs() as i64;
-    let skew_seconds = timestamp_skew(timestamp, now().millis().div_euclid(1000));
+    let skew_seconds = timestamp_skew(timestamp, app.store.now().millis().div_euclid(1000));
     if skew_seconds.unsigned_abs() > window_seconds as u64 {
         return Err(PwError::TimestampOutsideWindow {
             skew_seconds,
@@ -232,6 +237,7 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
         scope: format!("pipwave:{}", action.name()),
         key: expected,
         fingerprint: sha256_hex(&flat),
+        kind: ClaimKind::Key,
     };
     Ok(Verified {
         merchant_id,
@@ -374,15 +380,13 @@ fn require_capture(record: &OrderRecord, now: authcap_core::Timestamp) -> bool {
 
 async fn execute(
     app: &AppState,
-    request: Verified,
-    operation: Operation,
-    render: authcap_store::Renderer,
+    verified: Verified,
+    request: Request,
 ) -> Result<Response, PwError> {
     let write = Write {
-        merchant_id: request.merchant_id,
-        idempotency: Some(request.claim),
-        operation,
-        render,
+        merchant_id: verified.merchant_id,
+        idempotency: Some(verified.claim),
+        request,
     };
     let executed = app.store.execute(write).await?;
     Ok(stored_response(executed.response, executed.replayed))
@@ -399,58 +403,45 @@ async fn capture(app: &AppState, request: Verified) -> Result<Response, PwError>
     let requested = amount_text
         .map(|text| amount_in("capture_amount", text, currency))
         .transpose()?;
-    // "If PG not supporting partial capture, full capture will be done": decided from the
-    // authorization before the one write, so the write never records a refusal to retry.
-    let partial_supported = record
-        .order
-        .authorization
-        .as_ref()
-        .is_none_or(|a| a.capture_support.partial);
-    let capturable = record.order.capturable_amount(now());
-    let (amount, fallback) = match requested {
-        Some(amount) if !partial_supported && amount < capturable => (None, true),
-        other => (other, false),
-    };
+    // Only payments under AUTHORISATION can be captured, so a capture ends the authorization:
+    // what it leaves is released. "If PG not supporting partial capture, full capture will be
+    // done": the core captures everything instead of refusing a smaller amount.
     let capture = CaptureRequest {
         id: new_id("cap_"),
-        amount,
-        metadata: metadata(serde_json::json!({
-            "capture_amount": amount_text,
-            "full_capture_fallback": fallback,
-        })),
+        amount: requested.map(Into::into),
+        is_final: true,
+        full_capture_fallback: true,
+        metadata: metadata(serde_json::json!({ "capture_amount": amount_text })),
         ..CaptureRequest::default()
     };
-    let operation = Operation::Capture {
-        order: OrderLocator::Id(record.order.id.clone()),
-        request: capture,
-    };
-    let render = Box::new(move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(Applied {
+    let render: Render<Capture> = Box::new(move |outcome| match outcome {
+        Ok(Written {
             record,
-            capture: Some(capture),
-            ..
-        }) => {
-            let now = now();
-            json_stored(
-                StatusCode::OK,
-                &CaptureBody {
-                    status: code::OK,
-                    message: "OK",
-                    pw_id: record.order.id.clone(),
-                    txn_id: record.order.reference.clone(),
-                    capture_id: capture.id.clone(),
-                    capture_amount: currency.format_decimal(capture.amount),
-                    currency_code: currency.code(),
-                    full_capture_fallback: fallback,
-                    transaction_status: transaction_status(record, now),
-                    require_capture: require_capture(record, now),
-                },
-            )
-        }
-        Ok(_) => PwError::Unavailable.to_stored(),
+            result: capture,
+            now,
+        }) => json_stored(
+            StatusCode::OK,
+            &CaptureBody {
+                status: code::OK,
+                message: "OK",
+                pw_id: record.order.id.clone(),
+                txn_id: record.order.reference.clone(),
+                capture_id: capture.id.clone(),
+                capture_amount: currency.format_decimal(capture.amount),
+                currency_code: currency.code(),
+                full_capture_fallback: requested.is_some_and(|amount| amount != capture.amount),
+                transaction_status: transaction_status(record, *now),
+                require_capture: require_capture(record, *now),
+            },
+        ),
         Err(error) => PwError::from_write(error, Action::Capture, currency, false).to_stored(),
     });
-    execute(app, request, operation, render).await
+    let write = Request::Capture {
+        order: OrderLocator::Id(record.order.id),
+        request: capture,
+        render,
+    };
+    execute(app, request, write).await
 }
 
 async fn requery(app: &AppState, request: Verified) -> Result<Response, PwError> {
@@ -458,7 +449,7 @@ async fn requery(app: &AppState, request: Verified) -> Result<Response, PwError>
     let order = &record.order;
     let currency = order.currency;
     let money = |a| currency.format_decimal(a);
-    let now = now();
+    let now = app.store.now();
     let body = RequeryBody {
         status: code::OK,
         message: "OK",
@@ -493,24 +484,25 @@ async fn cancel(app: &AppState, request: Verified) -> Result<Response, PwError> 
     optional_text(&request.fields, "ref_tag", REF_TAG_CHARS_MAX)?;
     let record = locate(app, &request.merchant_id, &request.fields).await?;
     let currency = record.order.currency;
-    let operation = Operation::Void {
-        order: OrderLocator::Id(record.order.id.clone()),
-        amount: None,
-    };
-    let render = Box::new(move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(applied) => json_stored(
+    let render: Render<Amount> = Box::new(move |outcome| match outcome {
+        Ok(written) => json_stored(
             StatusCode::OK,
             &CancelBody {
                 status: code::OK,
                 message: "OK",
-                pw_id: applied.record.order.id.clone(),
-                txn_id: applied.record.order.reference.clone(),
-                transaction_status: transaction_status(&applied.record, now()),
+                pw_id: written.record.order.id.clone(),
+                txn_id: written.record.order.reference.clone(),
+                transaction_status: transaction_status(&written.record, written.now),
             },
         ),
         Err(error) => PwError::from_write(error, Action::Cancel, currency, false).to_stored(),
     });
-    execute(app, request, operation, render).await
+    let write = Request::Release {
+        order: OrderLocator::Id(record.order.id),
+        amount: None,
+        render,
+    };
+    execute(app, request, write).await
 }
 
 async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> {
@@ -545,7 +537,7 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
     let captured_before = !record.order.captured_amount.is_zero();
     let refund = RefundRequest {
         id: new_id("ref_"),
-        amount,
+        amount: amount.map(Into::into),
         reference: None,
         reason: None,
         metadata: metadata(serde_json::json!({
@@ -554,15 +546,11 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
             "extra_param": extra_param,
         })),
     };
-    let operation = Operation::Refund {
-        order: OrderLocator::Id(record.order.id.clone()),
-        request: refund,
-    };
-    let render = Box::new(move |outcome: &Result<Applied, WriteError>| match outcome {
-        Ok(Applied {
+    let render: Render<Refund> = Box::new(move |outcome| match outcome {
+        Ok(Written {
             record,
-            refund: Some(refund),
-            ..
+            result: refund,
+            now,
         }) => json_stored(
             StatusCode::OK,
             &RefundBody {
@@ -574,15 +562,19 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
                 refund_amount: currency.format_decimal(refund.amount),
                 currency_code: currency.code(),
                 refund_status: 10,
-                transaction_status: transaction_status(record, now()),
+                transaction_status: transaction_status(record, *now),
             },
         ),
-        Ok(_) => PwError::Unavailable.to_stored(),
         Err(error) => {
             PwError::from_write(error, Action::Refund, currency, captured_before).to_stored()
         }
     });
-    execute(app, request, operation, render).await
+    let write = Request::Refund {
+        order: OrderLocator::Id(record.order.id),
+        request: refund,
+        render,
+    };
+    execute(app, request, write).await
 }
 
 #[cfg(test)]

@@ -349,7 +349,7 @@ async fn cont_payments_settle_later_and_show_processing_until_then() {
     let auto_id = automatic["id"].as_str().unwrap();
     assert_eq!(status(&automatic), ("processing", "in_process"));
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance(Duration::from_millis(2100)).await;
     assert_eq!(status(&get(&app, id).await), ("processed", "accredited"));
     assert_eq!(
         status(&get(&app, auto_id).await),
@@ -1034,7 +1034,7 @@ async fn expired_authorizations_read_expired_and_cannot_be_captured() {
     };
     let order = manual_order(&app, None, "t").await;
     let id = order["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.advance(Duration::from_millis(400)).await;
     assert_eq!(status(&get(&app, id).await), ("expired", "expired"));
     assert_error(capture(&app, id, "k").await, 409, "cannot_capture_order").await;
     let cancel = bodyless(&app, &format!("/v1/orders/{id}/cancel"), None).await;

@@ -1064,7 +1064,7 @@ async fn expired_authorizations_read_void() {
         return;
     };
     create(&app, "exp", 1000, None).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.advance(Duration::from_millis(700)).await;
     let (_, read) = get(&app, "/orders/exp").await;
     assert_eq!(read["data"]["status"], "void");
     assert_eq!(read["data"]["financial_status"], "void");

@@ -826,7 +826,7 @@ async fn references_replay_or_are_refused() {
             .status(),
         200
     );
-    // A refusal is the reference's answer too.
+    // A refusal leaves the reference free: the corrected retry goes through.
     let refused = r#"{"captureReference":"c-over","amount":1000}"#;
     expect_error(
         raw(&app, &token, "/orders/ORD-R/capture", refused).await,
@@ -835,8 +835,15 @@ async fn references_replay_or_are_refused() {
     )
     .await;
     let refused_again = raw(&app, &token, "/orders/ORD-R/capture", refused).await;
-    assert_eq!(refused_again.headers()["idempotent-replayed"], "true");
+    assert!(refused_again.headers().get("idempotent-replayed").is_none());
     expect_error(refused_again, 400, "exceeds").await;
+    let corrected = r#"{"captureReference":"c-over","amount":1}"#;
+    assert_eq!(
+        raw(&app, &token, "/orders/ORD-R/capture", corrected)
+            .await
+            .status(),
+        200
+    );
     // A capture reference set through the native API.
     let id = created["orderId"].as_str().unwrap();
     assert_eq!(
@@ -910,9 +917,9 @@ async fn references_replay_or_are_refused() {
     .await;
 
     let read = order(&app, &token, "ORD-R").await;
-    assert_eq!(read["capturedAmount"], json!(11));
+    assert_eq!(read["capturedAmount"], json!(12));
     assert_eq!(read["refundedAmount"], json!(3));
-    assert_eq!(read["capturableAmount"], json!(84));
+    assert_eq!(read["capturableAmount"], json!(83));
     app.assert_ledger_consistent().await;
 }
 
@@ -1404,7 +1411,7 @@ async fn expired_authorization_is_cancelled_by_the_system() {
     };
     let token = token_for(&app, &app.merchant).await;
     create(&app, &token, order_body("ORD-EXP", json!(10))).await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    app.advance(std::time::Duration::from_millis(400)).await;
     let read = order(&app, &token, "ORD-EXP").await;
     assert_eq!(read["status"], "CANCELLED");
     assert_eq!(read["captureStatus"], "EXPIRED");

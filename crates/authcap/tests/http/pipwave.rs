@@ -241,7 +241,10 @@ async fn the_worked_example_shape_is_accepted_over_http() {
     .await;
     assert_code(&got, 200, 200);
     assert_eq!(got.1["capture_amount"], "10.00");
-    assert_eq!(got.1["require_capture"], true);
+    // Only payments under AUTHORISATION can be captured: a capture ends the authorization.
+    assert_eq!(got.1["require_capture"], false);
+    let order = native_order(&app, &id).await;
+    assert_eq!(order["released_amount"], 1000);
     app.assert_ledger_consistent().await;
 }
 
@@ -270,7 +273,7 @@ async fn json_bodies_under_any_content_type_and_partial_captures() {
     assert_eq!(first["status"], 200);
     assert_eq!(first["capture_amount"], "4.50");
     assert_eq!(first["transaction_status"], 10);
-    assert_eq!(first["require_capture"], true);
+    assert_eq!(first["require_capture"], false);
 
     // The same number signed as PHP would print the float (4.5) does not match the literal.
     let pairs_php = [
@@ -287,8 +290,29 @@ async fn json_bodies_under_any_content_type_and_partial_captures() {
     let (status, refused, _) = send_raw(&app, "/pipwave/payment", Some(&key), FORM, body).await;
     assert_eq!((status, refused["status"].as_i64()), (401, Some(401)));
 
-    // JSON with its own content type, by txn_id only: captures the rest.
+    // A second capture is refused: the first ended the authorization.
     let fields = signed(&app.merchant, "capture-payment", &[("txn_id", &reference)]);
+    let (status, again, _) = send_raw(
+        &app,
+        "/pipwave/v1/payment",
+        Some(&key),
+        "application/json",
+        json_body(&fields),
+    )
+    .await;
+    assert_eq!(
+        (status, again["status"].as_i64()),
+        (409, Some(400)),
+        "{again}"
+    );
+
+    // JSON with its own content type, by txn_id only: captures everything.
+    let (other, other_reference) = order_of(&app, 1000, APPROVE).await;
+    let fields = signed(
+        &app.merchant,
+        "capture-payment",
+        &[("txn_id", &other_reference)],
+    );
     let (status, rest, _) = send_raw(
         &app,
         "/pipwave/v1/payment",
@@ -298,12 +322,13 @@ async fn json_bodies_under_any_content_type_and_partial_captures() {
     )
     .await;
     assert_eq!(status, 200, "{rest}");
-    assert_eq!(rest["capture_amount"], "5.50");
+    assert_eq!(rest["capture_amount"], "10.00");
     assert_eq!(rest["require_capture"], false);
     let order = native_order(&app, &id).await;
-    assert_eq!(order["captured_amount"], 1000);
-    assert_eq!(order["captures"].as_array().unwrap().len(), 2);
-    assert_eq!(order["captures"][0]["amount"], 450);
+    assert_eq!(order["captured_amount"], 450);
+    assert_eq!(order["released_amount"], 550);
+    assert_eq!(order["captures"].as_array().unwrap().len(), 1);
+    assert_eq!(native_order(&app, &other).await["captured_amount"], 1000);
     app.assert_ledger_consistent().await;
 }
 
@@ -1008,16 +1033,13 @@ async fn requery_reports_pipwave_status_codes() {
             .await
         }
     };
-    assert_code(&cap("4.00").await, 200, 200);
-    let body = requery(id.clone()).await;
-    assert_eq!(body["transaction_status"], 10);
-    assert_eq!(body["require_capture"], true);
-    assert_eq!(body["captured_amount"], "4.00");
-    assert_eq!(body["final_amount"], "4.00");
-    assert_code(&cap("6.50").await, 200, 200);
+    assert_code(&cap("10.50").await, 200, 200);
     let body = requery(id.clone()).await;
     assert_eq!(body["transaction_status"], 10);
     assert_eq!(body["require_capture"], false);
+    assert_eq!(body["captured_amount"], "10.50");
+    assert_eq!(body["final_amount"], "10.50");
+    assert_code(&cap("0.50").await, 409, 400);
 
     let refund = |amount: &'static str| {
         let app = &app;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
 use authcap_api::{AppState, Config};
 use authcap_core::Simulator;
-use authcap_store::Store;
+use authcap_store::{ManualClock, PoolSettings, Store};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -152,6 +152,8 @@ pub struct TestApp {
     pub client: Client,
     pub merchant: IssuedCredentials,
     pub store: Store,
+    /// The server's clock: tests move it instead of sleeping.
+    pub clock: ManualClock,
     pub server_secret: ServerSecret,
     pub database: Arc<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -177,9 +179,15 @@ impl TestApp {
 
     /// A server over `database`, reached through `url` (a proxy, say).
     pub async fn spawn_on_url(database: Arc<TestDatabase>, url: &str, config: Config) -> TestApp {
-        let store = Store::open(url, Arc::new(Simulator))
-            .await
-            .expect("open store");
+        let clock = ManualClock::starting_now();
+        let store = Store::open_with(
+            url,
+            Arc::new(Simulator),
+            PoolSettings::default(),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("open store");
         let server_secret = ServerSecret::load(&store, None).await.unwrap();
         let merchant = credentials::create_merchant(&store, &server_secret, "Test merchant")
             .await
@@ -196,10 +204,18 @@ impl TestApp {
             client: Client::new(),
             merchant,
             store,
+            clock,
             server_secret,
             database,
             shutdown: Some(shutdown),
         }
+    }
+
+    /// Moves the server's clock on and writes down what that made true (expiries,
+    /// settlements), as the server's own sweep would within a second.
+    pub async fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
+        self.store.sweep().await.unwrap();
     }
 
     pub async fn new_merchant(&self) -> IssuedCredentials {
