@@ -14,6 +14,7 @@ pub enum Backend {
 #[path = "."]
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod events;
     mod ledger;
     mod mercadopago;
     mod multisafepay;
@@ -26,6 +27,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod events;
     mod ledger;
     mod mercadopago;
     mod multinode;
