@@ -115,6 +115,8 @@ pub enum Request {
     Capture {
         order: OrderLocator,
         request: CaptureRequest,
+        /// Where the capture's reference must be unique.
+        reference_scope: ReferenceScope,
         render: Render<Capture>,
     },
     /// Release `amount` of the uncaptured authorization, or all of it (a void).
@@ -128,6 +130,16 @@ pub enum Request {
         request: RefundRequest,
         render: Render<Refund>,
     },
+}
+
+/// Where a capture's reference must be unique.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceScope {
+    /// Among the order's captures (the core's rule).
+    Order,
+    /// Also among the merchant's other orders and their captures, so that the reference names
+    /// one thing (MultiSafepay reads a capture back by its `new_order_id`).
+    Merchant,
 }
 
 impl Request {

@@ -249,7 +249,8 @@ impl PostgresStore {
         // Owned, so that the action (whose renderers are not `Sync`) is not held across awaits.
         let new_reference = action.new_reference().map(str::to_owned);
         let target = action.target().cloned();
-        let loaded = load(&tx, &merchant_id, new_reference, target).await?;
+        let exclusive = action.exclusive_reference().map(str::to_owned);
+        let loaded = load(&tx, &merchant_id, new_reference, target, exclusive).await?;
         let decision = write::decide(
             merchant_id.clone(),
             action,
@@ -616,6 +617,7 @@ async fn load(
     merchant_id: &str,
     new_reference: Option<String>,
     target: Option<OrderLocator>,
+    exclusive_reference: Option<String>,
 ) -> Result<Loaded, Failure> {
     if let Some(reference) = new_reference {
         let reference_taken = tx
@@ -627,13 +629,29 @@ async fn load(
             .is_some();
         return Ok(Loaded::NewOrder { reference_taken });
     }
-    let existing = match target {
+    let record = match target {
         Some(locator) => load_order(tx, merchant_id, &locator, true)
             .await?
             .map(Box::new),
         None => None,
     };
-    Ok(Loaded::Existing(existing))
+    let reference_taken_elsewhere = match (exclusive_reference, &record) {
+        (Some(reference), Some(record)) => tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2
+                 AND id <> $3) OR EXISTS (SELECT 1 FROM captures JOIN orders
+                 ON orders.id = captures.order_id WHERE orders.merchant_id = $1
+                 AND captures.reference = $2 AND captures.order_id <> $3)",
+                &[&merchant_id, &reference, &record.order.id],
+            )
+            .await?
+            .get(0),
+        _ => false,
+    };
+    Ok(Loaded::Existing {
+        record,
+        reference_taken_elsewhere,
+    })
 }
 
 /// Inserts the order and returns its number.

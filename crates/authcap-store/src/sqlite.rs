@@ -515,11 +515,27 @@ fn load(conn: &Connection, merchant_id: &str, action: &write::Action) -> rusqlit
             .exists(params![merchant_id, reference])?;
         return Ok(Loaded::NewOrder { reference_taken });
     }
-    let existing = match action.target() {
+    let record = match action.target() {
         Some(locator) => load_order(conn, merchant_id, locator)?.map(Box::new),
         None => None,
     };
-    Ok(Loaded::Existing(existing))
+    let reference_taken_elsewhere = match (action.exclusive_reference(), &record) {
+        (Some(reference), Some(record)) => conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE merchant_id = ?1 AND reference = ?2
+                 AND id <> ?3) OR EXISTS (SELECT 1 FROM captures JOIN orders
+                 ON orders.id = captures.order_id WHERE orders.merchant_id = ?1
+                 AND captures.reference = ?2 AND captures.order_id <> ?3)",
+            )?
+            .query_row(params![merchant_id, reference, record.order.id], |r| {
+                r.get(0)
+            })?,
+        _ => false,
+    };
+    Ok(Loaded::Existing {
+        record,
+        reference_taken_elsewhere,
+    })
 }
 
 fn corrupt(what: &str) -> rusqlite::Error {

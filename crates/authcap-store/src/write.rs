@@ -8,8 +8,8 @@ use authcap_core::{
 };
 
 use crate::{
-    ClaimKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request, StoredResponse,
-    WriteError, Written,
+    ClaimKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render, Request,
+    StoredResponse, WriteError, Written,
 };
 
 /// One write as a backend runs it.
@@ -45,14 +45,30 @@ impl Action {
             _ => None,
         }
     }
+
+    /// A capture reference that must name nothing else among the merchant's orders.
+    pub fn exclusive_reference(&self) -> Option<&str> {
+        match self {
+            Action::Request(Request::Capture {
+                request,
+                reference_scope: ReferenceScope::Merchant,
+                ..
+            }) => request.reference.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// What a backend loaded before the core decides.
 pub(crate) enum Loaded {
     /// For a create: whether the merchant's reference is already taken.
     NewOrder { reference_taken: bool },
-    /// For anything else: the order (locked by the backend), if the merchant has it.
-    Existing(Option<Box<OrderRecord>>),
+    /// For anything else: the order (locked by the backend), if the merchant has it, and
+    /// whether an exclusive capture reference already names another order or its capture.
+    Existing {
+        record: Option<Box<OrderRecord>>,
+        reference_taken_elsewhere: bool,
+    },
 }
 
 /// Everything a decision writes, in one transaction.
@@ -228,7 +244,7 @@ pub(crate) fn decide(
     now: Timestamp,
     processor: &dyn Processor,
 ) -> Decision {
-    let existing = match loaded {
+    let (existing, reference_taken_elsewhere) = match loaded {
         Loaded::NewOrder { reference_taken } => {
             let Action::Request(Request::Create { new, render }) = action else {
                 return not_found(merchant_id, action);
@@ -239,7 +255,10 @@ pub(crate) fn decide(
             }
             return accepted(merchant_id, authorize(new, now, processor), None, render);
         }
-        Loaded::Existing(existing) => existing,
+        Loaded::Existing {
+            record,
+            reference_taken_elsewhere,
+        } => (record, reference_taken_elsewhere),
     };
     let Some(record) = existing else {
         return not_found(merchant_id, action);
@@ -254,6 +273,10 @@ pub(crate) fn decide(
     };
     match request {
         Request::Create { render, .. } => {
+            let effects = Effects::none(merchant_id);
+            refused(effects, loaded, WriteError::ReferenceTaken, render)
+        }
+        Request::Capture { render, .. } if reference_taken_elsewhere => {
             let effects = Effects::none(merchant_id);
             refused(effects, loaded, WriteError::ReferenceTaken, render)
         }

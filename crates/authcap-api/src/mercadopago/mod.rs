@@ -14,8 +14,8 @@ use authcap_core::{
     RefundRequest as CoreRefund, RequestedAmount, Timestamp,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request,
-    StoredResponse, Write, WriteError, Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
+    Request, StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -637,6 +637,7 @@ async fn capture_order(
     let request = Request::Capture {
         order: OrderLocator::Id(order_id),
         request: capture,
+        reference_scope: ReferenceScope::Order,
         render: renderer(Op::Capture),
     };
     execute(&app, merchant_id, claim, request).await

@@ -14,8 +14,8 @@ use authcap_core::{
     RefundRequest, Shipping,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, Render, Request, StoreError,
-    StoredResponse, Write, WriteError, Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, ReferenceScope, Render, Request,
+    StoreError, StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -186,14 +186,15 @@ fn text(
     }
 }
 
-/// An id documented as "integer / string": a JSON string, or an integer kept digit for digit.
-/// Empty means absent.
-fn id_text(field: &str, raw: Option<&RawValue>, max: usize) -> Result<Option<String>, MspError> {
+/// An id documented as "integer / string": a JSON string, or an integer kept digit for digit
+/// (and answered as an integer). Empty means absent.
+fn id_text(field: &str, raw: Option<&RawValue>, max: usize) -> Result<Option<WireId>, MspError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
     let literal = raw.get();
-    let value = if literal.starts_with('"') {
+    let is_number = !literal.starts_with('"');
+    let value = if !is_number {
         serde_json::from_str::<String>(literal).map_err(|e| invalid(field, e))?
     } else if !literal.is_empty() && literal.bytes().all(|b| b.is_ascii_digit()) {
         literal.to_owned()
@@ -209,7 +210,7 @@ fn id_text(field: &str, raw: Option<&RawValue>, max: usize) -> Result<Option<Str
             format_args!("must be at most {max} characters"),
         ));
     }
-    Ok(Some(value))
+    Ok(Some(WireId::of(value, is_number)))
 }
 
 /// An amount in cents: a JSON integer, or a string of digits (the partial-capture document
@@ -372,6 +373,8 @@ fn new_order(
     }
     let order_id = id_text("order_id", request.order_id.as_deref(), ID_CHARS_MAX)?
         .ok_or_else(|| missing("order_id"))?;
+    let order_id_is_number = order_id.is_number;
+    let order_id = order_id.text;
     let currency_code = request.currency.ok_or_else(|| missing("currency"))?;
     let currency = Currency::parse(&currency_code)
         .map_err(|e| MspError::InvalidCurrency(format!("`currency` {e}")))?;
@@ -420,6 +423,7 @@ fn new_order(
         None => (None, None),
     };
     let meta = OrderMeta {
+        order_id_is_number,
         kind: Some(kind),
         gateway,
         description: Some(description),
@@ -577,9 +581,6 @@ async fn capture_order(
         MspError::InvalidDescription,
     )?;
 
-    if let Some(new_order_id) = &new_order_id {
-        check_new_order_id(&app, &merchant_id, &order_id, new_order_id).await?;
-    }
     // The new_order_id is the capture's natural key, claimed even when an Idempotency-Key is
     // sent: an identical retry replays the first answer, and two captures racing for one
     // new_order_id cannot both win. Without a new_order_id, the header is the key.
@@ -588,7 +589,7 @@ async fn capture_order(
         .map(|new_order_id| {
             natural_claim(
                 "multisafepay:new_order_id",
-                new_order_id,
+                &new_order_id.text,
                 &path,
                 &bytes,
                 MspError::NewOrderIdTaken,
@@ -603,6 +604,8 @@ async fn capture_order(
     });
     let meta = CaptureMeta {
         new_order_status: request.new_order_status,
+        new_order_id_is_number: new_order_id.as_ref().is_some_and(|id| id.is_number),
+        invoice_id_is_number: invoice_id.as_ref().is_some_and(|id| id.is_number),
         memo,
         checkout_data: request.checkout_data,
     };
@@ -610,57 +613,22 @@ async fn capture_order(
         id: new_id("cap_"),
         amount: amount.map(Into::into),
         is_final: false,
-        reference: new_order_id,
-        invoice_id,
+        reference: new_order_id.map(|id| id.text),
+        invoice_id: invoice_id.map(|id| id.text),
         description,
         reason,
         shipping,
         metadata: write_meta(&meta),
         ..CaptureRequest::default()
     };
+    // A new_order_id names one thing: not another order, nor another order's capture.
     let request = Request::Capture {
         order: OrderLocator::Reference(order_id),
         request: capture,
+        reference_scope: ReferenceScope::Merchant,
         render: Box::new(render_capture),
     };
     execute(&app, merchant_id, claim, request).await
-}
-
-/// A `new_order_id` must not name another order or another order's capture, so that
-/// `GET /orders/{new_order_id}` stays unambiguous. (The same order's captures are checked by
-/// the store, which refuses a reference taken on the order, or replays an identical retry.)
-async fn check_new_order_id(
-    app: &AppState,
-    merchant_id: &str,
-    order_id: &str,
-    new_order_id: &str,
-) -> Result<(), MspError> {
-    let target = app
-        .store
-        .order(merchant_id, OrderLocator::Reference(order_id.to_owned()))
-        .await?
-        .ok_or(MspError::OrderNotFound)?;
-    if new_order_id != order_id
-        && app
-            .store
-            .order(
-                merchant_id,
-                OrderLocator::Reference(new_order_id.to_owned()),
-            )
-            .await?
-            .is_some()
-    {
-        return Err(MspError::NewOrderIdTaken);
-    }
-    if let Some(holder) = app
-        .store
-        .order_by_capture_reference(merchant_id, new_order_id)
-        .await?
-        && holder.order.id != target.order.id
-    {
-        return Err(MspError::NewOrderIdTaken);
-    }
-    Ok(())
 }
 
 fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredResponse {
@@ -671,12 +639,11 @@ fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredRespo
             ..
         }) => success(TransactionData {
             transaction_id: derived_transaction_id(&capture.id),
-            order_id: capture
-                .reference
-                .clone()
-                .unwrap_or_else(|| record.order.reference.clone()),
+            order_id: capture_wire_id(capture).unwrap_or_else(|| order_wire_id(&record.order)),
             refund_id: None,
         }),
+        // Only a capture's new_order_id can be taken elsewhere.
+        Err(WriteError::ReferenceTaken) => MspError::NewOrderIdTaken.to_stored(),
         Err(error) => MspError::from(error).to_stored(),
     }
 }
@@ -717,7 +684,7 @@ async fn cancel_reservation(
     let render: Render<Amount> = Box::new(|outcome| match outcome {
         Ok(written) => success(TransactionData {
             transaction_id: written.record.number,
-            order_id: written.record.order.reference.clone(),
+            order_id: order_wire_id(&written.record.order),
             refund_id: None,
         }),
         Err(error) => MspError::from(error).to_stored(),

@@ -89,11 +89,48 @@ pub struct RefundOrderRequest {
 }
 
 /// What the dialect keeps with an order, under `{"multisafepay": …}`.
+/// An id documented as "integer / string", answered as it was sent: a JSON integer (its digits
+/// exactly, whatever their length) when it came as one, else a string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireId {
+    pub text: String,
+    pub is_number: bool,
+}
+
+impl WireId {
+    pub fn string(text: String) -> WireId {
+        WireId {
+            text,
+            is_number: false,
+        }
+    }
+
+    pub fn of(text: String, is_number: bool) -> WireId {
+        let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        WireId {
+            is_number: is_number && digits,
+            text,
+        }
+    }
+}
+
+impl Serialize for WireId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match RawValue::from_string(self.text.clone()) {
+            Ok(number) if self.is_number => number.serialize(serializer),
+            _ => serializer.serialize_str(&self.text),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct OrderMeta {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// `order_id` came as a JSON integer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub order_id_is_number: bool,
     pub gateway: Option<String>,
     pub description: Option<String>,
     pub var1: Option<String>,
@@ -112,6 +149,12 @@ pub struct OrderMeta {
 #[serde(default)]
 pub struct CaptureMeta {
     pub new_order_status: Option<String>,
+    /// `new_order_id` came as a JSON integer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub new_order_id_is_number: bool,
+    /// `invoice_id` came as a JSON integer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invoice_id_is_number: bool,
     pub memo: Option<String>,
     pub checkout_data: Option<Map<String, Value>>,
 }
@@ -161,7 +204,7 @@ impl<T> Success<T> {
 #[derive(Serialize)]
 pub struct TransactionData {
     pub transaction_id: i64,
-    pub order_id: String,
+    pub order_id: WireId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<i64>,
 }
@@ -184,7 +227,10 @@ pub struct PaymentDetails {
 #[derive(Serialize)]
 pub struct OrderView {
     pub transaction_id: i64,
-    pub order_id: String,
+    pub order_id: WireId,
+    /// The merchant's invoice id, set by a capture's `invoice_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<WireId>,
     pub created: String,
     pub modified: String,
     pub currency: &'static str,
@@ -270,7 +316,8 @@ impl OrderView {
         let (status, financial_status) = statuses(order, now);
         OrderView {
             transaction_id: record.number,
-            order_id: order.reference.clone(),
+            order_id: order_wire_id(order),
+            invoice_id: record.captures.iter().rev().find_map(invoice_wire_id),
             created: msp_time(order.created_at),
             modified: msp_time(order.updated_at),
             currency: order.currency.code(),
@@ -306,7 +353,8 @@ impl OrderView {
         let meta: OrderMeta = read_meta(&order.metadata);
         OrderView {
             transaction_id: derived_transaction_id(&capture.id),
-            order_id: capture.reference.clone().unwrap_or_default(),
+            order_id: capture_wire_id(capture).unwrap_or_else(|| WireId::string(String::new())),
+            invoice_id: invoice_wire_id(capture),
             created: msp_time(capture.created_at),
             modified: msp_time(capture.created_at),
             currency: order.currency.code(),
@@ -338,8 +386,28 @@ impl TransactionData {
         let number = derived_transaction_id(&refund.id);
         TransactionData {
             transaction_id: number,
-            order_id: order.reference.clone(),
+            order_id: order_wire_id(order),
             refund_id: Some(number),
         }
     }
+}
+
+/// The order's `order_id` as it was sent.
+pub fn order_wire_id(order: &Order) -> WireId {
+    let meta: OrderMeta = read_meta(&order.metadata);
+    WireId::of(order.reference.clone(), meta.order_id_is_number)
+}
+
+/// A capture's `new_order_id` as it was sent, if it had one.
+pub fn capture_wire_id(capture: &Capture) -> Option<WireId> {
+    let meta: CaptureMeta = read_meta(&capture.metadata);
+    let reference = capture.reference.clone()?;
+    Some(WireId::of(reference, meta.new_order_id_is_number))
+}
+
+/// A capture's `invoice_id` as it was sent, if it had one.
+pub fn invoice_wire_id(capture: &Capture) -> Option<WireId> {
+    let meta: CaptureMeta = read_meta(&capture.metadata);
+    let invoice_id = capture.invoice_id.clone()?;
+    Some(WireId::of(invoice_id, meta.invoice_id_is_number))
 }

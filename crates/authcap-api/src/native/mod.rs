@@ -9,8 +9,8 @@ use authcap_core::{
     RefundRequest, Shipping,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, ListQuery, OrderLocator, Render, Request,
-    StoredResponse, Write, WriteError, Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, ListQuery, OrderLocator, ReferenceScope, Render,
+    Request, StoredResponse, Write, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -431,6 +431,7 @@ pub async fn capture_order(
     let request = Request::Capture {
         order: OrderLocator::Id(id),
         request: capture,
+        reference_scope: ReferenceScope::Order,
         render: Box::new(render_capture),
     };
     execute(&app, merchant_id, claim, request).await

@@ -16,8 +16,8 @@ use authcap_core::{
     OrderStatus, Refund, RefundRequest, Shipping, Timestamp,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request,
-    StoredResponse, Write, Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
+    Request, StoredResponse, Write, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -570,6 +570,7 @@ pub async fn capture_order(
     let request = Request::Capture {
         order: OrderLocator::Id(record.order.id),
         request: capture,
+        reference_scope: ReferenceScope::Order,
         render,
     };
     execute(&app, merchant_id, idempotency, request, "captureReference").await

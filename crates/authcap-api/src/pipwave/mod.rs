@@ -16,8 +16,8 @@ use authcap_core::{
     Amount, AmountError, Capture, CaptureRequest, Currency, OrderStatus, Refund, RefundRequest,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, Render, Request, Write,
-    Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
+    Request, Write, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -439,6 +439,7 @@ async fn capture(app: &AppState, request: Verified) -> Result<Response, PwError>
     let write = Request::Capture {
         order: OrderLocator::Id(record.order.id),
         request: capture,
+        reference_scope: ReferenceScope::Order,
         render,
     };
     execute(app, request, write).await

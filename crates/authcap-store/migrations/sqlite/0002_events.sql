@@ -25,3 +25,5 @@ CREATE INDEX captures_to_settle ON captures (settles_at)
  WHERE settles_at IS NOT NULL AND settled_at IS NULL;
 CREATE INDEX orders_to_expire ON orders (expires_at)
  WHERE closure IS NULL AND processor_reference IS NOT NULL;
+-- MultiSafepay reads a capture back by its reference (`new_order_id`).
+CREATE INDEX captures_by_reference ON captures (reference) WHERE reference IS NOT NULL;

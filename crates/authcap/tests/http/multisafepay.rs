@@ -158,9 +158,15 @@ async fn create_partial_capture_capture_rest_get_refund() {
     )
     .await;
     assert_eq!(status, 200, "{rest}");
-    assert_eq!(rest["data"]["order_id"], "12345");
+    // Ids sent as JSON integers are answered as integers; the invoice id shows on the order.
+    assert_eq!(rest["data"]["order_id"], 12345);
     let (_, sub) = get(&app, "/orders/12345").await;
     assert_eq!(sub["data"]["amount"], 600);
+    assert_eq!(sub["data"]["order_id"], 12345);
+    assert_eq!(sub["data"]["invoice_id"], 77);
+    let (_, parent) = get(&app, "/orders/msp-1").await;
+    assert_eq!(parent["data"]["invoice_id"], 77);
+    assert_eq!(parent["data"]["order_id"], "msp-1");
 
     let (status, none_left) = capture(
         &app,
@@ -509,7 +515,7 @@ async fn create_validates_every_field() {
     numeric["amount"] = json!("100");
     numeric.as_object_mut().unwrap().remove("capture");
     let data = create_ok(&app, numeric).await;
-    assert_eq!(data["order_id"], "424242");
+    assert_eq!(data["order_id"], 424242);
     assert_eq!(data["financial_status"], "completed");
     let (_, read) = get(&app, "/orders/424242").await;
     assert_eq!(read["data"]["capture"], Value::Null);
@@ -720,6 +726,35 @@ async fn retries_replay_and_reused_ids_are_refused() {
     create(&app, "idem-2", 1000, None).await;
     let (status, reused) = capture(&app, "idem-2", cap.clone()).await;
     assert_error(status, &reused, 409, 1006);
+
+    // A new_order_id is taken only by a capture that moved money: a refused capture leaves it
+    // free for the corrected retry, and reading it finds nothing meanwhile.
+    create(&app, "idem-3", 1000, None).await;
+    let too_much =
+        json!({"amount": 1700, "new_order_id": "idem-3-c", "new_order_status": "completed"});
+    let (status, refused) = capture(&app, "idem-3", too_much.clone()).await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, _) = get(&app, "/orders/idem-3-c").await;
+    assert_eq!(status, 404);
+    let (status, corrected) =
+        capture(&app, "idem-3", with(too_much.clone(), "amount", json!(600))).await;
+    assert_eq!(status, 200, "{corrected}");
+    assert_eq!(corrected["data"]["order_id"], "idem-3-c");
+    // The same capture again, written with other whitespace and key order, replays.
+    let text = r#"{ "new_order_status" : "completed", "new_order_id":"idem-3-c",  "amount": 600 }"#;
+    let replay = msp_as(
+        &app,
+        &app.merchant.multisafepay_api_key,
+        Method::POST,
+        "/orders/idem-3/capture",
+    )
+    .header("content-type", "application/json")
+    .body(text)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
 
     // Idempotency-Key on refunds.
     let refund = |key: &'static str, amount: i64| {
