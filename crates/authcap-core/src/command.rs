@@ -91,6 +91,8 @@ pub struct RefundRequest {
     pub id: String,
     /// `None` refunds everything captured and not yet refunded.
     pub amount: Option<RequestedAmount>,
+    /// The currency the request names, if it names one: it must be the order's.
+    pub currency: Option<Currency>,
     /// Unique among the order's refunds.
     pub reference: Option<String>,
     pub reason: Option<String>,
@@ -350,14 +352,22 @@ pub fn capture(
         return Err(CoreError::ZeroAmount.into());
     }
     if amount > capturable {
-        return Err(CoreError::AmountExceedsCapturable { capturable }.into());
+        return Err(CoreError::AmountExceedsCapturable {
+            capturable,
+            currency: order.currency,
+        }
+        .into());
     }
     if !support.partial && amount != capturable && request.full_capture_fallback {
         amount = capturable;
     }
     if (!support.partial && amount != capturable) || (!support.multiple && order.capture_count > 0)
     {
-        return Err(CoreError::PartialCaptureUnsupported { capturable }.into());
+        return Err(CoreError::PartialCaptureUnsupported {
+            capturable,
+            currency: order.currency,
+        }
+        .into());
     }
     let settles_at = match processor.capture(authorization, amount, now) {
         CaptureOutcome::Settled => None,
@@ -454,12 +464,14 @@ pub fn release(
     if amount > remainder {
         return Err(CoreError::AmountExceedsCapturable {
             capturable: remainder,
+            currency: order.currency,
         }
         .into());
     }
     if amount != remainder && !authorization.capture_support.partial {
         return Err(CoreError::PartialCaptureUnsupported {
             capturable: remainder,
+            currency: order.currency,
         }
         .into());
     }
@@ -565,12 +577,23 @@ pub fn refund(
     {
         return Err(CoreError::OperationReferenceTaken.into());
     }
+    if let Some(currency) = request.currency
+        && currency != order.currency
+    {
+        return Err(CoreError::CurrencyMismatch {
+            currency: order.currency,
+        }
+        .into());
+    }
     let requested = request
         .amount
         .as_ref()
         .map(|amount| amount.resolve(order.currency))
         .transpose()?;
     let refundable = order.refundable_amount();
+    if order.captured_amount.is_zero() {
+        return Err(CoreError::NothingCaptured.into());
+    }
     if refundable.is_zero() {
         return Err(CoreError::OrderNotRefundable.into());
     }
@@ -579,7 +602,11 @@ pub fn refund(
         return Err(CoreError::ZeroAmount.into());
     }
     if amount > refundable {
-        return Err(CoreError::AmountExceedsRefundable { refundable }.into());
+        return Err(CoreError::AmountExceedsRefundable {
+            refundable,
+            currency: order.currency,
+        }
+        .into());
     }
     let mut draft = Draft::of(order);
     draft.order.refunded_amount = add(order.refunded_amount, amount);

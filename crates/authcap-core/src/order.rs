@@ -211,17 +211,27 @@ pub enum CoreError {
     AuthorizationExpired,
     AmountExceedsCapturable {
         capturable: Amount,
+        currency: Currency,
     },
     /// The payment method allows only one capture of everything capturable.
     PartialCaptureUnsupported {
         capturable: Amount,
+        currency: Currency,
     },
     /// The processor refused the capture.
     CaptureDeclined,
     OrderNotVoidable,
+    /// Nothing was ever captured, so there is nothing to refund.
+    NothingCaptured,
+    /// Everything captured has been refunded.
     OrderNotRefundable,
     AmountExceedsRefundable {
         refundable: Amount,
+        currency: Currency,
+    },
+    /// The request names a currency other than the order's.
+    CurrencyMismatch {
+        currency: Currency,
     },
 }
 
@@ -240,8 +250,9 @@ impl CoreError {
             CoreError::PartialCaptureUnsupported { .. } => "partial_capture_unsupported",
             CoreError::CaptureDeclined => "capture_declined",
             CoreError::OrderNotVoidable => "order_not_voidable",
-            CoreError::OrderNotRefundable => "order_not_refundable",
+            CoreError::NothingCaptured | CoreError::OrderNotRefundable => "order_not_refundable",
             CoreError::AmountExceedsRefundable { .. } => "amount_exceeds_refundable",
+            CoreError::CurrencyMismatch { .. } => "currency_mismatch",
         }
     }
 }
@@ -264,11 +275,11 @@ impl std::fmt::Display for CoreError {
                 f.write_str("the order has no authorized amount left to capture")
             }
             CoreError::AuthorizationExpired => f.write_str("the authorization has expired"),
-            CoreError::AmountExceedsCapturable { capturable } => write!(
+            CoreError::AmountExceedsCapturable { capturable, .. } => write!(
                 f,
                 "amount exceeds the capturable amount of {capturable} minor units"
             ),
-            CoreError::PartialCaptureUnsupported { capturable } => write!(
+            CoreError::PartialCaptureUnsupported { capturable, .. } => write!(
                 f,
                 "this payment method supports only one capture of the full {capturable} minor units"
             ),
@@ -276,8 +287,12 @@ impl std::fmt::Display for CoreError {
             CoreError::OrderNotVoidable => {
                 f.write_str("the order has no uncaptured authorization to void")
             }
+            CoreError::NothingCaptured => f.write_str("nothing has been captured to refund"),
             CoreError::OrderNotRefundable => f.write_str("the order has nothing left to refund"),
-            CoreError::AmountExceedsRefundable { refundable } => write!(
+            CoreError::CurrencyMismatch { currency } => {
+                write!(f, "the currency must be the order's currency, {currency}")
+            }
+            CoreError::AmountExceedsRefundable { refundable, .. } => write!(
                 f,
                 "amount exceeds the refundable amount of {refundable} minor units"
             ),

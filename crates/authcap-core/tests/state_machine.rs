@@ -246,7 +246,8 @@ fn partial_captures_then_void_then_refund() {
             .unwrap_err()
             .error,
         CoreError::AmountExceedsCapturable {
-            capturable: Amount::new(750).unwrap()
+            capturable: Amount::new(750).unwrap(),
+            currency: Currency::parse("EUR").unwrap(),
         }
     );
     assert_eq!(
@@ -407,7 +408,8 @@ fn test_cards_behave_as_documented() {
             .unwrap_err()
             .error,
         CoreError::PartialCaptureUnsupported {
-            capturable: Amount::new(1000).unwrap()
+            capturable: Amount::new(1000).unwrap(),
+            currency: Currency::parse("EUR").unwrap(),
         }
     );
     let fallback = CaptureRequest {

@@ -289,13 +289,17 @@ impl MpError {
             | CoreError::AmountExceedsCapturable { .. }
             | CoreError::PartialCaptureUnsupported { .. }
             | CoreError::OrderNotVoidable
+            | CoreError::NothingCaptured
             | CoreError::OrderNotRefundable => MpError::state_conflict(op),
             CoreError::CaptureDeclined => MpError::CaptureFailed {
                 details: vec!["the processor declined the capture".into()],
             },
-            CoreError::AmountExceedsRefundable { refundable } => MpError::PropertyValue(format!(
-                "transactions[].amount exceeds the refundable amount ({refundable} minor units)"
-            )),
+            CoreError::CurrencyMismatch { .. } => MpError::PropertyValue(error.to_string()),
+            CoreError::AmountExceedsRefundable { refundable, .. } => {
+                MpError::PropertyValue(format!(
+                    "transactions[].amount exceeds the refundable amount ({refundable} minor units)"
+                ))
+            }
         }
     }
 

@@ -705,6 +705,7 @@ async fn refund_order(
     let refund = CoreRefund {
         id: new_id("ref_"),
         amount,
+        currency: None,
         reference: None,
         reason: None,
         metadata: r#"{"mercadopago":{}}"#.into(),

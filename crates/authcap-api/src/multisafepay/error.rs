@@ -186,10 +186,18 @@ fn refusal(error: CoreError) -> (StatusCode, u32, String) {
             1024,
             format!("Transaction declined: {text}"),
         ),
-        CoreError::OrderNotRefundable => (
+        CoreError::NothingCaptured | CoreError::OrderNotRefundable => (
             StatusCode::CONFLICT,
             1034,
             format!("Cannot refund transaction: {text}"),
+        ),
+        CoreError::CurrencyMismatch { currency } => (
+            StatusCode::BAD_REQUEST,
+            1002,
+            format!(
+                "Invalid currency: `currency` must be the order's currency, {}",
+                currency.code()
+            ),
         ),
         CoreError::AmountExceedsRefundable { .. } => (
             StatusCode::UNPROCESSABLE_ENTITY,

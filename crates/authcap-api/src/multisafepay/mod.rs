@@ -788,19 +788,6 @@ async fn refund_order(
         DESCRIPTION_CHARS_MAX,
         MspError::InvalidDescription,
     )?;
-    if let Some(currency) = currency {
-        let record = app
-            .store
-            .order(&merchant_id, OrderLocator::Reference(order_id.clone()))
-            .await?
-            .ok_or(MspError::OrderNotFound)?;
-        if record.order.currency != currency {
-            return Err(MspError::InvalidCurrency(format!(
-                "`currency` must be the order's currency, {}",
-                record.order.currency.code()
-            )));
-        }
-    }
     let meta = RefundMeta {
         description: description.clone(),
         checkout_data: request.checkout_data,
@@ -808,6 +795,7 @@ async fn refund_order(
     let refund = RefundRequest {
         id: new_id("ref_"),
         amount: Some(amount.into()),
+        currency,
         reference: None,
         reason: description,
         metadata: write_meta(&meta),

@@ -172,15 +172,17 @@ impl Problem {
 /// The HTTP status of each refusal; no wildcard arm, so a new refusal must be placed here.
 pub fn refusal_status(error: CoreError) -> StatusCode {
     match error {
-        CoreError::AmountTooLarge | CoreError::ZeroAmount | CoreError::InvalidAmount { .. } => {
-            StatusCode::BAD_REQUEST
-        }
+        CoreError::AmountTooLarge
+        | CoreError::ZeroAmount
+        | CoreError::InvalidAmount { .. }
+        | CoreError::CurrencyMismatch { .. } => StatusCode::BAD_REQUEST,
         CoreError::OperationReferenceTaken | CoreError::CaptureModeAutomatic => {
             StatusCode::CONFLICT
         }
         CoreError::OrderNotCapturable
         | CoreError::AuthorizationExpired
         | CoreError::OrderNotVoidable
+        | CoreError::NothingCaptured
         | CoreError::OrderNotRefundable => StatusCode::CONFLICT,
         CoreError::AmountExceedsCapturable { .. }
         | CoreError::PartialCaptureUnsupported { .. }

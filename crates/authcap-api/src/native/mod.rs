@@ -500,6 +500,7 @@ pub async fn refund_order(
             .as_deref()
             .map(|raw| positive_minor_units("amount", raw).map(Into::into))
             .transpose()?,
+        currency: None,
         reference: None,
         reason: text("reason", request.reason, TEXT_CHARS_MAX)?,
         metadata: String::new(),

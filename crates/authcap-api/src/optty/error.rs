@@ -5,7 +5,7 @@
 //! capturable, amount too high, partial capture unsupported, expired, …) is a 400 whose message
 //! says exactly why.
 
-use authcap_core::{Amount, CoreError, Currency};
+use authcap_core::{Amount, AmountError, CoreError, Currency};
 use authcap_store::{StoreError, StoredResponse, WriteError};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -35,10 +35,10 @@ pub enum OpttyError {
     ReferenceReused(&'static str),
     /// The first request with this reference is still running.
     InProgress(&'static str),
-    /// The core refused; `currency` formats the amounts in the message.
+    /// The core refused; `amount_field` names the amount the request sent.
     Refused {
         error: CoreError,
-        currency: Currency,
+        amount_field: &'static str,
     },
     Unavailable,
 }
@@ -56,26 +56,43 @@ fn major(amount: Amount, currency: Currency) -> String {
 }
 
 /// The message of each refusal; no wildcard arm, so a new refusal must be worded here.
-fn refusal_message(error: CoreError, currency: Currency) -> String {
+fn refusal_message(error: CoreError, amount_field: &str) -> String {
     match error {
-        CoreError::AmountTooLarge => "`amount` is too large".into(),
+        CoreError::AmountTooLarge => format!("`{amount_field}` is too large"),
+        CoreError::InvalidAmount {
+            error: AmountError::TooManyDecimals { allowed },
+            currency,
+        } => format!(
+            "`{amount_field}` must have at most {allowed} decimal places in {}",
+            currency.code()
+        ),
         CoreError::InvalidAmount { error, currency } => {
-            format!("`amount` is not an amount of {}: {error}", currency.code())
+            format!("`{amount_field}` is not an amount of {}: {error}", currency.code())
         }
+        CoreError::CurrencyMismatch { currency } => format!(
+            "`refundAmount.currency` must be the order's currency {}",
+            currency.code()
+        ),
         CoreError::OperationReferenceTaken => "the reference is already used".into(),
         CoreError::CaptureModeAutomatic => {
             "orders with automatic capture are captured when created".into()
         }
-        CoreError::ZeroAmount => "`amount` must be greater than 0".into(),
+        CoreError::ZeroAmount => format!("`{amount_field}` must be greater than 0"),
         CoreError::OrderNotCapturable => {
             "the order cannot be captured: it has no authorized amount left (declined, voided or fully captured)".into()
         }
         CoreError::AuthorizationExpired => "the authorization of this order has expired".into(),
-        CoreError::AmountExceedsCapturable { capturable } => format!(
+        CoreError::AmountExceedsCapturable {
+            capturable,
+            currency,
+        } => format!(
             "`amount` exceeds the remaining authorized amount of {}: the sum of all captures and voids cannot exceed the order amount plus surcharge",
             major(capturable, currency)
         ),
-        CoreError::PartialCaptureUnsupported { capturable } => format!(
+        CoreError::PartialCaptureUnsupported {
+            capturable,
+            currency,
+        } => format!(
             "the payment method does not support partial capture or void: `amount` must be the full remaining amount of {}",
             major(capturable, currency)
         ),
@@ -83,8 +100,13 @@ fn refusal_message(error: CoreError, currency: Currency) -> String {
         CoreError::OrderNotVoidable => {
             "the order cannot be voided: it has no uncaptured authorized amount".into()
         }
-        CoreError::OrderNotRefundable => "the order has no captured amount left to refund".into(),
-        CoreError::AmountExceedsRefundable { refundable } => format!(
+        CoreError::NothingCaptured | CoreError::OrderNotRefundable => {
+            "the order has no captured amount left to refund".into()
+        }
+        CoreError::AmountExceedsRefundable {
+            refundable,
+            currency,
+        } => format!(
             "`refundAmount.amount` exceeds the refundable amount of {}",
             major(refundable, currency)
         ),
@@ -129,9 +151,10 @@ impl OpttyError {
                 StatusCode::BAD_REQUEST,
                 format!("a request with this `{field}` is still being processed; retry shortly"),
             ),
-            Refused { error, currency } => {
-                (StatusCode::BAD_REQUEST, refusal_message(*error, *currency))
-            }
+            Refused {
+                error,
+                amount_field,
+            } => (StatusCode::BAD_REQUEST, refusal_message(*error, amount_field)),
             Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage is unavailable; nothing was written, retry later".into(),
@@ -166,7 +189,7 @@ impl OpttyError {
             }
             WriteError::Refused(error) => OpttyError::Refused {
                 error: *error,
-                currency: context.currency,
+                amount_field: context.amount_field,
             },
         }
     }
@@ -188,7 +211,8 @@ impl OpttyError {
 pub struct Context {
     pub order_reference: String,
     pub reference_field: &'static str,
-    pub currency: Currency,
+    /// The request's amount field, named in refusals about it.
+    pub amount_field: &'static str,
 }
 
 /// Reads only fail on storage.

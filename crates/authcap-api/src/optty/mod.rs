@@ -13,7 +13,7 @@ pub mod types;
 
 use authcap_core::{
     Amount, AmountError, Capture, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Order,
-    OrderStatus, Refund, RefundRequest, Shipping, Timestamp,
+    OrderStatus, Refund, RefundRequest, RequestedAmount, Shipping, Timestamp,
 };
 use authcap_store::{
     ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
@@ -130,6 +130,24 @@ fn major_units(field: &str, raw: &RawValue, currency: Currency) -> Result<Amount
     };
     authcap_core::money::parse_decimal(text, allowed).map_err(describe)?;
     currency.parse_decimal(text).map_err(describe)
+}
+
+/// A positive JSON number with at most 2 decimals, checked for its shape here and resolved
+/// against the order's currency inside the write (where a currency with fewer decimals refuses
+/// more). Returns the text and its value in hundredths, which identifies it (`10` = `10.00`).
+fn positive_major_text(field: &str, raw: &RawValue) -> Result<(String, i64), OpttyError> {
+    let text = raw.get();
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Err(invalid(field, "must be a number"));
+    }
+    let hundredths = authcap_core::money::parse_decimal(text, 2).map_err(|error| match error {
+        AmountError::NotANumber => invalid(field, "must be a number"),
+        AmountError::Negative => invalid(field, "must not be less than 0"),
+        AmountError::TooManyDecimals { .. } => invalid(field, "must have at most 2 decimal places"),
+        AmountError::TooLarge => invalid(field, "is too large"),
+    })?;
+    positive(field, hundredths)?;
+    Ok((text.to_owned(), hundredths.minor_units()))
 }
 
 fn positive(field: &str, amount: Amount) -> Result<Amount, OpttyError> {
@@ -427,7 +445,7 @@ pub async fn create_order(
     let context = Context {
         order_reference: new.reference.clone(),
         reference_field: "orderReference",
-        currency: new.currency,
+        amount_field: "orderAmount",
     };
     let idempotency = IdempotencyClaim {
         scope: "optty:order".into(),
@@ -520,21 +538,19 @@ pub async fn capture_order(
         }
         None => None,
     };
-    let record = find_order(&app, &merchant_id, &order_reference).await?;
-    let currency = record.order.currency;
-    let amount = positive("amount", major_units("amount", &request.amount, currency)?)?;
+    let (amount, hundredths) = positive_major_text("amount", &request.amount)?;
     let idempotency = claim(
-        format!("optty:capture:{}", record.order.id),
+        format!("optty:capture:{order_reference}"),
         &request.capture_reference,
         json!({
-            "amount": amount.minor_units(),
+            "amount": hundredths,
             "description": description,
             "shippingInfo": shipping,
         }),
     );
     let capture = CaptureRequest {
         id: new_id("cap_"),
-        amount: Some(amount.into()),
+        amount: Some(RequestedAmount::Decimal(amount)),
         is_final: false,
         reference: Some(request.capture_reference.clone()),
         invoice_id: None,
@@ -549,26 +565,28 @@ pub async fn capture_order(
         ..CaptureRequest::default()
     };
     let context = Context {
-        order_reference,
+        order_reference: order_reference.clone(),
         reference_field: "captureReference",
-        currency,
+        amount_field: "amount",
     };
     let capture_reference = request.capture_reference;
     let render: Render<Capture> = Box::new(move |outcome| match outcome {
         Ok(Written {
-            result: capture, ..
+            record,
+            result: capture,
+            ..
         }) => json_response(
             StatusCode::OK,
             &CaptureOrderResponse {
                 capture_reference,
                 capture_id: capture.id.clone(),
-                captured_amount: number(capture.amount, currency),
+                captured_amount: number(capture.amount, record.order.currency),
             },
         ),
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
     });
     let request = Request::Capture {
-        order: OrderLocator::Id(record.order.id),
+        order: OrderLocator::Reference(order_reference),
         request: capture,
         reference_scope: ReferenceScope::Order,
         render,
@@ -595,22 +613,20 @@ pub async fn void_order(
     let request: VoidOrderDto = parse_object(&bytes)?;
     reference("voidReference", &request.void_reference)?;
     let description = text("description", request.description, 0)?;
-    let record = find_order(&app, &merchant_id, &order_reference).await?;
-    let currency = record.order.currency;
-    let amount = positive("amount", major_units("amount", &request.amount, currency)?)?;
+    let (amount, hundredths) = positive_major_text("amount", &request.amount)?;
     let idempotency = claim(
         "optty:void".into(),
         &request.void_reference,
         json!({
-            "order": record.order.id,
-            "amount": amount.minor_units(),
+            "order": order_reference,
+            "amount": hundredths,
             "description": description,
         }),
     );
     let context = Context {
-        order_reference,
+        order_reference: order_reference.clone(),
         reference_field: "voidReference",
-        currency,
+        amount_field: "amount",
     };
     let void_reference = request.void_reference;
     let voided_id = new_id("void_");
@@ -620,14 +636,14 @@ pub async fn void_order(
             &VoidOrderResponse {
                 void_reference,
                 voided_id,
-                amount: number(written.result, currency),
+                amount: number(written.result, written.record.order.currency),
             },
         ),
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
     });
     let request = Request::Release {
-        order: OrderLocator::Id(record.order.id),
-        amount: Some(amount.into()),
+        order: OrderLocator::Reference(order_reference),
+        amount: Some(RequestedAmount::Decimal(amount)),
         render,
     };
     execute(&app, merchant_id, idempotency, request, "voidReference").await
@@ -652,42 +668,31 @@ pub async fn refund_order(
     let request: RefundOrderDto = parse_object(&bytes)?;
     reference("refundReference", &request.refund_reference)?;
     let description = text("refundDescription", request.refund_description, 0)?;
-    let record = find_order(&app, &merchant_id, &order_reference).await?;
-    let currency = record.order.currency;
-    if request.refund_amount.currency != currency.code() {
-        return Err(invalid(
-            "refundAmount.currency",
-            format_args!("must be the order's currency {}", currency.code()),
-        ));
-    }
-    let amount = positive(
-        "refundAmount.amount",
-        major_units(
-            "refundAmount.amount",
-            &request.refund_amount.amount,
-            currency,
-        )?,
-    )?;
+    let currency = Currency::parse(&request.refund_amount.currency)
+        .map_err(|e| invalid("refundAmount.currency", e))?;
+    let (amount, hundredths) =
+        positive_major_text("refundAmount.amount", &request.refund_amount.amount)?;
     let idempotency = claim(
         "optty:refund".into(),
         &request.refund_reference,
         json!({
-            "order": record.order.id,
-            "amount": amount.minor_units(),
+            "order": order_reference,
+            "amount": hundredths,
             "description": description,
         }),
     );
     let refund = RefundRequest {
         id: new_id("ref_"),
-        amount: Some(amount.into()),
+        amount: Some(RequestedAmount::Decimal(amount)),
+        currency: Some(currency),
         reference: Some(request.refund_reference.clone()),
         reason: description.clone(),
         metadata: json!({"optty": {"refundReference": request.refund_reference}}).to_string(),
     };
     let context = Context {
-        order_reference,
+        order_reference: order_reference.clone(),
         reference_field: "refundReference",
-        currency,
+        amount_field: "refundAmount.amount",
     };
     let refund_reference = request.refund_reference;
     let render: Render<Refund> = Box::new(move |outcome| match outcome {
@@ -700,7 +705,7 @@ pub async fn refund_order(
             &RefundOrderResponse {
                 refund_reference,
                 bnpl_provider: provider(&record.order),
-                refunded_amount: number(refund.amount, currency),
+                refunded_amount: number(refund.amount, record.order.currency),
                 refund_status: "SUCCESSFUL",
                 description,
                 refund_date: rfc3339(refund.created_at),
@@ -710,7 +715,7 @@ pub async fn refund_order(
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
     });
     let request = Request::Refund {
-        order: OrderLocator::Id(record.order.id),
+        order: OrderLocator::Reference(order_reference),
         request: refund,
         render,
     };

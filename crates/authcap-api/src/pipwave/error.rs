@@ -46,13 +46,10 @@ pub enum PwError {
     TransactionMismatch,
     NoSuchEndpoint,
     MethodNotAllowed,
-    /// The core refused; `captured_before` tells a refund of a captured order (4001) from one
-    /// of an order never captured (4002).
+    /// The core refused.
     Refused {
         action: Action,
         error: CoreError,
-        currency: Currency,
-        captured_before: bool,
     },
     DuplicateReference,
     /// The same signature came with a different request.
@@ -128,12 +125,7 @@ impl PwError {
                 FAILED,
                 "every action is POST /pipwave/payment".into(),
             ),
-            Refused {
-                action,
-                error,
-                currency,
-                captured_before,
-            } => refusal(*action, *error, *currency, *captured_before),
+            Refused { action, error } => refusal(*action, *error),
             DuplicateReference => (
                 StatusCode::CONFLICT,
                 DUPLICATE_TXN_ID,
@@ -168,14 +160,10 @@ impl PwError {
         )
     }
 
-    pub fn from_write(
-        error: &WriteError,
-        action: Action,
-        currency: Currency,
-        captured_before: bool,
-    ) -> PwError {
+    /// A refused write; `target` is the field that named the transaction.
+    pub fn from_write(error: &WriteError, action: Action, target: &'static str) -> PwError {
         match error {
-            WriteError::OrderNotFound => PwError::TransactionNotFound("pw_id"),
+            WriteError::OrderNotFound => PwError::TransactionNotFound(target),
             WriteError::TextContainsNul => {
                 PwError::Parameter("text must not contain NUL characters".into())
             }
@@ -186,21 +174,15 @@ impl PwError {
             WriteError::Refused(error) => PwError::Refused {
                 action,
                 error: *error,
-                currency,
-                captured_before,
             },
         }
     }
 }
 
-fn refusal(
-    action: Action,
-    error: CoreError,
-    currency: Currency,
-    captured_before: bool,
-) -> (StatusCode, u16, String) {
+fn refusal(action: Action, error: CoreError) -> (StatusCode, u16, String) {
     use code::*;
-    let money = |a| currency.format_decimal(a);
+    let money =
+        |a, currency: Currency| format!("{} {}", currency.format_decimal(a), currency.code());
     let field = match action {
         Action::Refund => "refund_amount",
         Action::Capture | Action::Requery | Action::Cancel => "capture_amount",
@@ -238,22 +220,26 @@ fn refusal(
             FAILED,
             "the authorization has expired; it can no longer be captured".into(),
         ),
-        CoreError::AmountExceedsCapturable { capturable } => (
+        CoreError::AmountExceedsCapturable {
+            capturable,
+            currency,
+        } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             PARAMETER_ERROR,
             format!(
-                "`capture_amount` exceeds the capturable amount of {} {}",
-                money(capturable),
-                currency.code()
+                "`capture_amount` exceeds the capturable amount of {}",
+                money(capturable, currency)
             ),
         ),
-        CoreError::PartialCaptureUnsupported { capturable } => (
+        CoreError::PartialCaptureUnsupported {
+            capturable,
+            currency,
+        } => (
             StatusCode::CONFLICT,
             FAILED,
             format!(
-                "this payment method allows only one capture of the full {} {}",
-                money(capturable),
-                currency.code()
+                "this payment method allows only one capture of the full {}",
+                money(capturable, currency)
             ),
         ),
         CoreError::CaptureDeclined => (
@@ -268,23 +254,28 @@ fn refusal(
              (already captured, cancelled, expired or failed)"
                 .into(),
         ),
-        CoreError::OrderNotRefundable if captured_before => (
+        CoreError::OrderNotRefundable => (
             StatusCode::CONFLICT,
             ALREADY_FULLY_REFUNDED,
             "Payment is already fully refunded".into(),
         ),
-        CoreError::OrderNotRefundable => (
+        CoreError::NothingCaptured => (
             StatusCode::CONFLICT,
             NOT_FINALIZED,
             "Payment not finalized yet: nothing has been captured".into(),
         ),
-        CoreError::AmountExceedsRefundable { refundable } => (
+        CoreError::CurrencyMismatch { .. } => {
+            (StatusCode::BAD_REQUEST, PARAMETER_ERROR, error.to_string())
+        }
+        CoreError::AmountExceedsRefundable {
+            refundable,
+            currency,
+        } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             REFUND_TOO_LARGE,
             format!(
-                "Refunded amount is more than current amount: at most {} {} can be refunded",
-                money(refundable),
-                currency.code()
+                "Refunded amount is more than current amount: at most {} can be refunded",
+                money(refundable, currency)
             ),
         ),
     }

@@ -14,6 +14,7 @@ pub mod types;
 
 use authcap_core::{
     Amount, AmountError, Capture, CaptureRequest, Currency, OrderStatus, Refund, RefundRequest,
+    RequestedAmount,
 };
 use authcap_store::{
     ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
@@ -305,6 +306,18 @@ fn decimal_11_2<'a>(fields: &'a Fields, field: &str) -> Result<Option<&'a str>, 
     Ok(Some(text))
 }
 
+/// A decimal(11,2) amount that must be positive; resolved against the transaction's currency
+/// inside the write.
+fn positive_amount(fields: &Fields, field: &str) -> Result<Option<RequestedAmount>, PwError> {
+    let Some(text) = decimal_11_2(fields, field)? else {
+        return Ok(None);
+    };
+    if text.bytes().all(|b| matches!(b, b'0' | b'.')) {
+        return Err(param(field, "must be greater than zero"));
+    }
+    Ok(Some(RequestedAmount::Decimal(text.to_owned())))
+}
+
 fn amount_in(field: &str, text: &str, currency: Currency) -> Result<Amount, PwError> {
     let amount = currency.parse_decimal(text).map_err(|error| match error {
         AmountError::TooManyDecimals { .. } => param(
@@ -317,6 +330,40 @@ fn amount_in(field: &str, text: &str, currency: Currency) -> Result<Amount, PwEr
         return Err(param(field, "must be greater than zero"));
     }
     Ok(amount)
+}
+
+/// How a write names its transaction, and the field that named it (for "not found").
+struct Target {
+    locator: OrderLocator,
+    field: &'static str,
+}
+
+/// The transaction a write targets, without reading it: `pw_id` (Authcap order id) or
+/// `txn_id` (merchant reference). Only when both are sent is the transaction read first, to
+/// check that they name the same one.
+async fn target(app: &AppState, merchant_id: &str, fields: &Fields) -> Result<Target, PwError> {
+    let pw_id = optional_text(fields, "pw_id", PW_ID_CHARS_MAX)?;
+    let txn_id = optional_text(fields, "txn_id", TXN_ID_CHARS_MAX)?;
+    match (pw_id, txn_id) {
+        (Some(_), Some(_)) => {
+            let record = locate(app, merchant_id, fields).await?;
+            Ok(Target {
+                locator: OrderLocator::Id(record.order.id),
+                field: "pw_id",
+            })
+        }
+        (Some(pw_id), None) => Ok(Target {
+            locator: OrderLocator::Id(pw_id.to_owned()),
+            field: "pw_id",
+        }),
+        (None, Some(txn_id)) => Ok(Target {
+            locator: OrderLocator::Reference(txn_id.to_owned()),
+            field: "txn_id",
+        }),
+        (None, None) => Err(PwError::Parameter(
+            "either `pw_id` or `txn_id` must be sent".into(),
+        )),
+    }
 }
 
 /// The transaction named by `pw_id` (Authcap order id) or `txn_id` (merchant reference);
@@ -397,47 +444,49 @@ fn metadata(value: serde_json::Value) -> String {
 }
 
 async fn capture(app: &AppState, request: Verified) -> Result<Response, PwError> {
-    let amount_text = decimal_11_2(&request.fields, "capture_amount")?;
-    let record = locate(app, &request.merchant_id, &request.fields).await?;
-    let currency = record.order.currency;
-    let requested = amount_text
-        .map(|text| amount_in("capture_amount", text, currency))
-        .transpose()?;
+    let amount_text = decimal_11_2(&request.fields, "capture_amount")?.map(str::to_owned);
+    let requested = positive_amount(&request.fields, "capture_amount")?;
+    let target = target(app, &request.merchant_id, &request.fields).await?;
     // Only payments under AUTHORISATION can be captured, so a capture ends the authorization:
     // what it leaves is released. "If PG not supporting partial capture, full capture will be
     // done": the core captures everything instead of refusing a smaller amount.
     let capture = CaptureRequest {
         id: new_id("cap_"),
-        amount: requested.map(Into::into),
+        amount: requested,
         is_final: true,
         full_capture_fallback: true,
         metadata: metadata(serde_json::json!({ "capture_amount": amount_text })),
         ..CaptureRequest::default()
     };
+    let field = target.field;
     let render: Render<Capture> = Box::new(move |outcome| match outcome {
         Ok(Written {
             record,
             result: capture,
             now,
-        }) => json_stored(
-            StatusCode::OK,
-            &CaptureBody {
-                status: code::OK,
-                message: "OK",
-                pw_id: record.order.id.clone(),
-                txn_id: record.order.reference.clone(),
-                capture_id: capture.id.clone(),
-                capture_amount: currency.format_decimal(capture.amount),
-                currency_code: currency.code(),
-                full_capture_fallback: requested.is_some_and(|amount| amount != capture.amount),
-                transaction_status: transaction_status(record, *now),
-                require_capture: require_capture(record, *now),
-            },
-        ),
-        Err(error) => PwError::from_write(error, Action::Capture, currency, false).to_stored(),
+        }) => {
+            let currency = record.order.currency;
+            let asked = amount_text.and_then(|text| currency.parse_decimal(&text).ok());
+            json_stored(
+                StatusCode::OK,
+                &CaptureBody {
+                    status: code::OK,
+                    message: "OK",
+                    pw_id: record.order.id.clone(),
+                    txn_id: record.order.reference.clone(),
+                    capture_id: capture.id.clone(),
+                    capture_amount: currency.format_decimal(capture.amount),
+                    currency_code: currency.code(),
+                    full_capture_fallback: asked.is_some_and(|amount| amount != capture.amount),
+                    transaction_status: transaction_status(record, *now),
+                    require_capture: require_capture(record, *now),
+                },
+            )
+        }
+        Err(error) => PwError::from_write(error, Action::Capture, field).to_stored(),
     });
     let write = Request::Capture {
-        order: OrderLocator::Id(record.order.id),
+        order: target.locator,
         request: capture,
         reference_scope: ReferenceScope::Order,
         render,
@@ -483,8 +532,8 @@ async fn cancel(app: &AppState, request: Verified) -> Result<Response, PwError> 
     // Validated and signed; a void has nowhere to keep them, so they are not stored.
     optional_text(&request.fields, "reason", REASON_CHARS_MAX)?;
     optional_text(&request.fields, "ref_tag", REF_TAG_CHARS_MAX)?;
-    let record = locate(app, &request.merchant_id, &request.fields).await?;
-    let currency = record.order.currency;
+    let target = target(app, &request.merchant_id, &request.fields).await?;
+    let field = target.field;
     let render: Render<Amount> = Box::new(move |outcome| match outcome {
         Ok(written) => json_stored(
             StatusCode::OK,
@@ -496,10 +545,10 @@ async fn cancel(app: &AppState, request: Verified) -> Result<Response, PwError> 
                 transaction_status: transaction_status(&written.record, written.now),
             },
         ),
-        Err(error) => PwError::from_write(error, Action::Cancel, currency, false).to_stored(),
+        Err(error) => PwError::from_write(error, Action::Cancel, field).to_stored(),
     });
     let write = Request::Release {
-        order: OrderLocator::Id(record.order.id),
+        order: target.locator,
         amount: None,
         render,
     };
@@ -513,14 +562,15 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
         None | Some("submit") => false,
         Some(_) => return Err(param("op", "must be `initiate` or `submit`")),
     };
-    let amount_text = decimal_11_2(&request.fields, "refund_amount")?;
+    let amount_text = decimal_11_2(&request.fields, "refund_amount")?.map(str::to_owned);
     let extra_param = optional_text(&request.fields, "extra_param", EXTRA_PARAM_CHARS_MAX)?;
-    let record = locate(app, &request.merchant_id, &request.fields).await?;
-    let currency = record.order.currency;
-    let amount = amount_text
-        .map(|text| amount_in("refund_amount", text, currency))
-        .transpose()?;
     if initiate {
+        // A report only: it reads the transaction and writes nothing.
+        let record = locate(app, &request.merchant_id, &request.fields).await?;
+        let currency = record.order.currency;
+        if let Some(text) = &amount_text {
+            amount_in("refund_amount", text, currency)?;
+        }
         let refundable = record.order.refundable_amount();
         let body = RefundInitiateBody {
             status: code::OK,
@@ -535,10 +585,12 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
         };
         return Ok(stored_response(json_stored(StatusCode::OK, &body), false));
     }
-    let captured_before = !record.order.captured_amount.is_zero();
+    let amount = positive_amount(&request.fields, "refund_amount")?;
+    let target = target(app, &request.merchant_id, &request.fields).await?;
     let refund = RefundRequest {
         id: new_id("ref_"),
-        amount: amount.map(Into::into),
+        amount,
+        currency: None,
         reference: None,
         reason: None,
         metadata: metadata(serde_json::json!({
@@ -547,6 +599,7 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
             "extra_param": extra_param,
         })),
     };
+    let field = target.field;
     let render: Render<Refund> = Box::new(move |outcome| match outcome {
         Ok(Written {
             record,
@@ -560,18 +613,16 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
                 pw_id: record.order.id.clone(),
                 txn_id: record.order.reference.clone(),
                 reverse_pw_id: refund.id.clone(),
-                refund_amount: currency.format_decimal(refund.amount),
-                currency_code: currency.code(),
+                refund_amount: record.order.currency.format_decimal(refund.amount),
+                currency_code: record.order.currency.code(),
                 refund_status: 10,
                 transaction_status: transaction_status(record, *now),
             },
         ),
-        Err(error) => {
-            PwError::from_write(error, Action::Refund, currency, captured_before).to_stored()
-        }
+        Err(error) => PwError::from_write(error, Action::Refund, field).to_stored(),
     });
     let write = Request::Refund {
-        order: OrderLocator::Id(record.order.id),
+        order: target.locator,
         request: refund,
         render,
     };
