@@ -184,6 +184,9 @@ pub enum ClaimKind {
     /// that succeeded, so a refused request leaves it free for a corrected retry. An identical
     /// request after a success replays the success.
     ResourceId,
+    /// A request signature that can be used once, whatever came of it (Pipwave's, which is its
+    /// only idempotency key and can be re-partitioned): every answer is kept and replayed.
+    SingleUse,
 }
 
 /// An order with everything hanging off it, as read back from storage.
@@ -405,6 +408,30 @@ impl Store {
             action: write::Action::Request(write.request),
         };
         // A request's job always renders a response; only housekeeping has none.
+        dispatch!(self, execute(job))?.ok_or_else(|| unavailable("the write produced no response"))
+    }
+
+    /// Keeps `response` as the answer under `claim`, unless the claim already has one: either
+    /// way the first answer comes back (a replay says so). For answers made outside a write (a
+    /// read, a refusal of the request) under a claim that must not be used twice.
+    pub async fn remember(
+        &self,
+        merchant_id: &str,
+        claim: IdempotencyClaim,
+        response: StoredResponse,
+    ) -> Result<Executed, StoreError> {
+        if has_nul(&claim.scope) || has_nul(&claim.key) {
+            return Ok(Executed {
+                response,
+                replayed: false,
+            });
+        }
+        let _guard = self.in_flight.enter(merchant_id, &claim)?;
+        let job = write::Job {
+            merchant_id: merchant_id.to_owned(),
+            idempotency: Some(claim),
+            action: write::Action::Record(response),
+        };
         dispatch!(self, execute(job))?.ok_or_else(|| unavailable("the write produced no response"))
     }
 

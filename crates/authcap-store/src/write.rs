@@ -27,6 +27,8 @@ pub(crate) enum Action {
         order: OrderLocator,
         command: Command,
     },
+    /// An answer made outside the write, kept under the job's claim.
+    Record(StoredResponse),
 }
 
 impl Action {
@@ -35,6 +37,7 @@ impl Action {
         match self {
             Action::Request(request) => request.target(),
             Action::Housekeeping { order, .. } => Some(order),
+            Action::Record(_) => None,
         }
     }
 
@@ -129,10 +132,10 @@ pub(crate) struct Decision {
 impl Decision {
     /// Whether the response is stored under a claim of this kind.
     pub fn kept_under(&self, kind: ClaimKind) -> bool {
-        match self.keep {
-            Keep::Always => true,
-            Keep::UnderKeyOnly => kind == ClaimKind::Key,
-            Keep::Never => false,
+        match (self.keep, kind) {
+            (Keep::Always, _) | (_, ClaimKind::SingleUse) => true,
+            (Keep::UnderKeyOnly, ClaimKind::Key) => true,
+            (Keep::UnderKeyOnly, ClaimKind::ResourceId) | (Keep::Never, _) => false,
         }
     }
 }
@@ -244,33 +247,67 @@ pub(crate) fn decide(
     now: Timestamp,
     processor: &dyn Processor,
 ) -> Decision {
-    let (existing, reference_taken_elsewhere) = match loaded {
-        Loaded::NewOrder { reference_taken } => {
-            let Action::Request(Request::Create { new, render }) = action else {
-                return not_found(merchant_id, action);
-            };
+    match action {
+        Action::Request(request) => decide_request(merchant_id, request, loaded, now, processor),
+        Action::Housekeeping { command, .. } => match loaded {
+            Loaded::Existing {
+                record: Some(record),
+                ..
+            } => {
+                let (number, state) = state_of(*record);
+                housekeeping(merchant_id, number, &state, command, now, processor)
+            }
+            Loaded::Existing { record: None, .. } | Loaded::NewOrder { .. } => Decision {
+                effects: Effects::none(merchant_id),
+                number: None,
+                respond: None,
+                keep: Keep::Never,
+            },
+        },
+        Action::Record(response) => Decision {
+            effects: Effects::none(merchant_id),
+            number: None,
+            respond: Some(Box::new(move |_| response)),
+            keep: Keep::Always,
+        },
+    }
+}
+
+fn decide_request(
+    merchant_id: String,
+    request: Request,
+    loaded: Loaded,
+    now: Timestamp,
+    processor: &dyn Processor,
+) -> Decision {
+    let (record, reference_taken_elsewhere, request) = match (loaded, request) {
+        (Loaded::NewOrder { reference_taken }, Request::Create { new, render }) => {
             if reference_taken {
                 let effects = Effects::none(merchant_id);
                 return refused(effects, None, WriteError::ReferenceTaken, render);
             }
             return accepted(merchant_id, authorize(new, now, processor), None, render);
         }
-        Loaded::Existing {
-            record,
-            reference_taken_elsewhere,
-        } => (record, reference_taken_elsewhere),
-    };
-    let Some(record) = existing else {
-        return not_found(merchant_id, action);
-    };
-    let (number, state) = state_of(*record);
-    let loaded = Some((number, state.order.currency));
-    let request = match action {
-        Action::Request(request) => request,
-        Action::Housekeeping { command, .. } => {
-            return housekeeping(merchant_id, number, &state, command, now, processor);
+        (
+            Loaded::Existing {
+                record: Some(record),
+                reference_taken_elsewhere,
+            },
+            request,
+        ) => (*record, reference_taken_elsewhere, request),
+        (_, request) => {
+            return Decision {
+                effects: Effects::none(merchant_id),
+                number: None,
+                respond: Some(Box::new(move |_| {
+                    render_refusal(request, WriteError::OrderNotFound)
+                })),
+                keep: Keep::Never,
+            };
         }
     };
+    let (number, state) = state_of(record);
+    let loaded = Some((number, state.order.currency));
     match request {
         Request::Create { render, .. } => {
             let effects = Effects::none(merchant_id);
@@ -292,26 +329,6 @@ pub(crate) fn decide(
         Request::Refund {
             request, render, ..
         } => accepted(merchant_id, refund(&state, request, now), loaded, render),
-    }
-}
-
-fn not_found(merchant_id: String, action: Action) -> Decision {
-    let effects = Effects::none(merchant_id);
-    match action {
-        Action::Request(request) => Decision {
-            effects,
-            number: None,
-            respond: Some(Box::new(move |_| {
-                render_refusal(request, WriteError::OrderNotFound)
-            })),
-            keep: Keep::Never,
-        },
-        Action::Housekeeping { .. } => Decision {
-            effects,
-            number: None,
-            respond: None,
-            keep: Keep::Never,
-        },
     }
 }
 

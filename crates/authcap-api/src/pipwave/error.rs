@@ -59,6 +59,18 @@ pub enum PwError {
     Unavailable,
 }
 
+impl PwError {
+    /// An answer to the request as it was sent, which an identical request must get again;
+    /// not a passing state of the server (storage unavailable, still in progress) nor the
+    /// refusal of a reused signature itself.
+    pub fn is_answer(&self) -> bool {
+        !matches!(
+            self,
+            PwError::Unavailable | PwError::InProgress | PwError::SignatureReused
+        )
+    }
+}
+
 pub fn param(field: &str, why: impl std::fmt::Display) -> PwError {
     PwError::Parameter(format!("`{field}` {why}"))
 }

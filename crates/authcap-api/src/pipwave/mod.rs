@@ -18,7 +18,7 @@ use authcap_core::{
 };
 use authcap_store::{
     ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
-    Request, Write, Written,
+    Request, StoredResponse, Write, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -138,16 +138,74 @@ async fn payment(State(app): State<AppState>, headers: HeaderMap, body: Body) ->
     }
 }
 
+/// Every field name a Pipwave request signs, in any action.
+const SIGNED_NAMES: &[&str] = &[
+    "action",
+    "api_key",
+    "api_secret",
+    "capture_amount",
+    "extra_param",
+    "op",
+    "pw_id",
+    "reason",
+    "ref_tag",
+    "refund_amount",
+    "timestamp",
+    "txn_id",
+];
+
+/// What a verified request came to: an answer the store already kept under the signature (a
+/// write), or one made here that must be kept under it now (a read, a refusal).
+enum Answer {
+    Kept(Response),
+    Made(StoredResponse),
+}
+
 async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, PwError> {
     let bytes = read_body(body).await?;
     let fields = Fields::parse(&bytes)?;
     let request = verify(app, headers, fields).await?;
-    match request.action {
-        Action::Capture => capture(app, request).await,
-        Action::Requery => requery(app, request).await,
-        Action::Cancel => cancel(app, request).await,
-        Action::Refund => refund(app, request).await,
+    // The signature joins `key:value` pairs with no separator, so the same signature fits
+    // other partitions of the same text. It is therefore used once, whatever the action and
+    // whatever came of it: any other request under it is refused, an identical one replays.
+    let merchant_id = request.merchant_id.clone();
+    let claim = request.claim.clone();
+    let answer = match unambiguous(&request.fields.signed(request.action.signed_fields())) {
+        Err(refusal) => Err(refusal),
+        Ok(()) => match request.action {
+            Action::Capture => capture(app, request).await.map(Answer::Kept),
+            Action::Requery => requery(app, request).await.map(Answer::Made),
+            Action::Cancel => cancel(app, request).await.map(Answer::Kept),
+            Action::Refund => refund(app, request).await,
+        },
+    };
+    let made = match answer {
+        Ok(Answer::Kept(response)) => return Ok(response),
+        Ok(Answer::Made(response)) => response,
+        Err(error) if error.is_answer() => error.to_stored(),
+        Err(error) => return Err(error),
+    };
+    let kept = app.store.remember(&merchant_id, claim, made).await?;
+    Ok(stored_response(kept.response, kept.replayed))
+}
+
+/// Refuses a signed value that holds another field's `name:`: such a request can be
+/// re-partitioned into different fields under the same signature.
+fn unambiguous(signed: &[(&str, &str)]) -> Result<(), PwError> {
+    for (field, value) in signed {
+        if let Some(name) = SIGNED_NAMES
+            .iter()
+            .find(|name| value.contains(&format!("{name}:")))
+        {
+            return Err(param(
+                field,
+                format_args!(
+                    "must not contain `{name}:`: the signature could not tell the fields apart"
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<Verified, PwError> {
@@ -235,10 +293,10 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
         .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
         .collect();
     let claim = IdempotencyClaim {
-        scope: format!("pipwave:{}", action.name()),
+        scope: "pipwave".into(),
         key: expected,
         fingerprint: sha256_hex(&flat),
-        kind: ClaimKind::Key,
+        kind: ClaimKind::SingleUse,
     };
     Ok(Verified {
         merchant_id,
@@ -494,7 +552,7 @@ async fn capture(app: &AppState, request: Verified) -> Result<Response, PwError>
     execute(app, request, write).await
 }
 
-async fn requery(app: &AppState, request: Verified) -> Result<Response, PwError> {
+async fn requery(app: &AppState, request: Verified) -> Result<StoredResponse, PwError> {
     let record = locate(app, &request.merchant_id, &request.fields).await?;
     let order = &record.order;
     let currency = order.currency;
@@ -525,7 +583,7 @@ async fn requery(app: &AppState, request: Verified) -> Result<Response, PwError>
         payment_method_code: "credit_card",
         payment_method_title: format!("{} •••• {}", order.card_brand, order.card_last4),
     };
-    Ok(stored_response(json_stored(StatusCode::OK, &body), false))
+    Ok(json_stored(StatusCode::OK, &body))
 }
 
 async fn cancel(app: &AppState, request: Verified) -> Result<Response, PwError> {
@@ -555,7 +613,7 @@ async fn cancel(app: &AppState, request: Verified) -> Result<Response, PwError> 
     execute(app, request, write).await
 }
 
-async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> {
+async fn refund(app: &AppState, request: Verified) -> Result<Answer, PwError> {
     let op = optional_text(&request.fields, "op", OP_CHARS_MAX)?;
     let initiate = match op {
         Some("initiate") => true,
@@ -583,7 +641,7 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
             currency_code: currency.code(),
             extra_params: Vec::new(),
         };
-        return Ok(stored_response(json_stored(StatusCode::OK, &body), false));
+        return Ok(Answer::Made(json_stored(StatusCode::OK, &body)));
     }
     let amount = positive_amount(&request.fields, "refund_amount")?;
     let target = target(app, &request.merchant_id, &request.fields).await?;
@@ -626,7 +684,7 @@ async fn refund(app: &AppState, request: Verified) -> Result<Response, PwError> 
         request: refund,
         render,
     };
-    execute(app, request, write).await
+    execute(app, request, write).await.map(Answer::Kept)
 }
 
 #[cfg(test)]

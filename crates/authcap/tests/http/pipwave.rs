@@ -28,14 +28,17 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// A request's fields: `action`, `timestamp` (now), `api_key`, the `extra` ones, and a
+/// A request's fields: `action`, `timestamp` (now, a little earlier for each new request so
+/// that no two are signed alike: a signature is used once), `api_key`, the `extra` ones, and a
 /// `signature` over all of them.
 fn signed(
     merchant: &IssuedCredentials,
     action: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    signed_at(merchant, action, extra, now_secs())
+    static SIGNED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let earlier = SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 200;
+    signed_at(merchant, action, extra, now_secs() - earlier)
 }
 
 fn signed_at(
@@ -1220,5 +1223,136 @@ async fn refund_codes() {
     assert_eq!(order["status"], "refunded");
     assert_eq!(order["refunds"].as_array().unwrap().len(), 2);
     assert_eq!(order["refunds"][0]["id"], partial.1["reverse_pw_id"]);
+    app.assert_ledger_consistent().await;
+}
+
+/// The fields of `fields` with `field` set to `value` (or removed when `None`), the signature
+/// kept as it was.
+fn resigned_not(
+    fields: &[(String, String)],
+    field: &str,
+    value: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        fields.iter().filter(|(k, _)| k != field).cloned().collect();
+    if let Some(value) = value {
+        out.push((field.to_owned(), value.to_owned()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_signature_cannot_be_repartitioned_into_a_refund() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    for as_json in [false, true] {
+        let send = |fields: Vec<(String, String)>| {
+            let app = &app;
+            async move {
+                if as_json {
+                    json(app, &fields).await
+                } else {
+                    form(app, &fields).await
+                }
+            }
+        };
+        let (id, _) = order_of(&app, 1000, APPROVE).await;
+        let captured = form(
+            &app,
+            &signed(&app.merchant, "capture-payment", &[("pw_id", &id)]),
+        )
+        .await;
+        assert_code(&captured, 200, 200);
+        // A read-only refund report, as a merchant's back office would send it.
+        let initiate = signed(
+            &app.merchant,
+            "refund",
+            &[("pw_id", &id), ("op", "initiate"), ("extra_param", "note")],
+        );
+        let report = send(initiate.clone()).await;
+        assert_code(&report, 200, 200);
+        assert_eq!(report.1["refundable_amount"], "10.00");
+        // The same signed text split differently: `op:initiate` moved into extra_param, no op
+        // (which would default to a refund).
+        let forged = resigned_not(
+            &resigned_not(&initiate, "op", None),
+            "extra_param",
+            Some("noteop:initiate"),
+        );
+        let refused = send(forged).await;
+        assert!((400..500).contains(&refused.0), "{}", refused.1);
+        assert_ne!(refused.1["status"], 200, "{}", refused.1);
+        let order = native_order(&app, &id).await;
+        assert_eq!(order["refunded_amount"], 0, "nothing was refunded");
+        // The identical report again replays its first answer.
+        let again = send(initiate.clone()).await;
+        assert_eq!(again, report);
+    }
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn every_signature_is_used_once_whatever_the_action() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (id, reference) = order_of(&app, 1000, APPROVE).await;
+    // A requery's signature cannot be replayed with other fields, even in another action's
+    // clothes: same text, other partition or other content is refused.
+    let requery = signed(&app.merchant, "requery", &[("pw_id", &id)]);
+    assert_code(&form(&app, &requery).await, 200, 200);
+    let with_txn = resigned_not(&requery, "txn_id", Some(&reference));
+    let reused = form(&app, &with_txn).await;
+    assert_eq!(
+        reused.0, 401,
+        "the signature does not cover txn_id: {}",
+        reused.1
+    );
+    // An identical request, whatever the field order or the body's format, is the same request.
+    let mut reordered = requery.clone();
+    reordered.reverse();
+    assert_code(&json(&app, &reordered).await, 200, 200);
+    // A refusal also uses its signature: the same fields again get the same refusal.
+    let too_much = signed(
+        &app.merchant,
+        "capture-payment",
+        &[("pw_id", &id), ("capture_amount", "99.00")],
+    );
+    let first = form(&app, &too_much).await;
+    assert_code(&first, 422, 9001);
+    assert_eq!(form(&app, &too_much).await, first);
+    // A value that holds another field's `name:` is ambiguous and refused, and its signature
+    // is spent: the partition it hides cannot be sent after it.
+    let hiding = signed(
+        &app.merchant,
+        "refund",
+        &[
+            ("pw_id", &id),
+            ("op", "initiate"),
+            ("extra_param", "xrefund_amount:1.00"),
+        ],
+    );
+    let ambiguous = form(&app, &hiding).await;
+    assert_code(&ambiguous, 400, 9001);
+    assert_message_names(&ambiguous, "extra_param");
+    let split = resigned_not(
+        &resigned_not(&hiding, "extra_param", Some("x")),
+        "refund_amount",
+        Some("1.00"),
+    );
+    let refused = form(&app, &split).await;
+    assert_ne!(refused.0, 200, "{}", refused.1);
+    // Empty values are signed as present (`pw_id:`): leaving one out changes the text.
+    let (other, _) = order_of(&app, 1000, APPROVE).await;
+    let empty_txn = signed(
+        &app.merchant,
+        "requery",
+        &[("pw_id", &other), ("txn_id", "")],
+    );
+    assert_code(&form(&app, &empty_txn).await, 200, 200);
+    let dropped = resigned_not(&empty_txn, "txn_id", None);
+    assert_eq!(form(&app, &dropped).await.0, 401);
+    assert_eq!(native_order(&app, &id).await["refunded_amount"], 0);
     app.assert_ledger_consistent().await;
 }
