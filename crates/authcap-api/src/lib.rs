@@ -13,6 +13,7 @@ pub mod multisafepay;
 pub mod native;
 pub mod openapi;
 pub mod optty;
+pub mod pipeline;
 pub mod pipwave;
 pub mod wire;
 

@@ -14,8 +14,8 @@ use authcap_core::{
     RefundRequest as CoreRefund, RequestedAmount, Timestamp,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
-    Request, StoredResponse, Write, WriteError, Written,
+    CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render, Request,
+    StoredResponse, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -25,12 +25,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::value::RawValue;
 
-use crate::AppState;
 use crate::wire::PathParam;
 use crate::wire::stored_response;
-use crate::wire::{
-    check_len, fingerprint, new_id, parse_json, raw_number_text, read_body, rfc3339,
-};
+use crate::wire::{check_len, new_id, parse_json, raw_number_text, read_body, rfc3339};
+use crate::{AppState, pipeline};
 use error::{MpError, Op};
 use types::*;
 
@@ -131,32 +129,23 @@ fn idempotency(
     path: &str,
     body: &[u8],
 ) -> Result<Option<IdempotencyClaim>, MpError> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+    let key = pipeline::idempotency_key(headers, IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_CHARS_MAX)
+        .map_err(|_| MpError::InvalidIdempotencyKeyLength)?;
+    let Some(key) = key else {
         return if required {
             Err(MpError::EmptyRequiredHeader)
         } else {
             Ok(None)
         };
     };
-    let key = value
-        .to_str()
-        .map_err(|_| MpError::InvalidIdempotencyKeyLength)?;
-    let visible = key.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX || !visible {
-        return Err(MpError::InvalidIdempotencyKeyLength);
-    }
     let scope = match op {
         Op::Create => "mercadopago:create",
         Op::Capture => "mercadopago:capture",
         Op::Cancel => "mercadopago:cancel",
         Op::Refund => "mercadopago:refund",
     };
-    Ok(Some(IdempotencyClaim {
-        scope: scope.into(),
-        key: key.to_owned(),
-        fingerprint: fingerprint(&axum::http::Method::POST, path, body),
-        kind: ClaimKind::Key,
-    }))
+    let post = axum::http::Method::POST;
+    Ok(Some(pipeline::key_claim(scope, key, &post, path, body)))
 }
 
 /// The sandbox fault trigger: answers a 500 before anything is read or written.
@@ -532,14 +521,6 @@ fn order_body(record: &OrderRecord, now: Timestamp) -> OrderBody {
     }
 }
 
-fn json_response(status: StatusCode, body: &OrderBody) -> StoredResponse {
-    StoredResponse {
-        status: status.as_u16(),
-        content_type: "application/json".into(),
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
-}
-
 fn render<T>(op: Op, outcome: &Result<Written<T>, WriteError>) -> StoredResponse {
     let written = match outcome {
         Ok(written) => written,
@@ -555,8 +536,8 @@ fn render<T>(op: Op, outcome: &Result<Written<T>, WriteError>) -> StoredResponse
             order: serde_json::to_value(&body).unwrap_or_default(),
         }
         .to_stored(),
-        Op::Create | Op::Refund => json_response(StatusCode::CREATED, &body),
-        Op::Capture | Op::Cancel => json_response(StatusCode::OK, &body),
+        Op::Create | Op::Refund => pipeline::json(StatusCode::CREATED, &body),
+        Op::Capture | Op::Cancel => pipeline::json(StatusCode::OK, &body),
     }
 }
 
@@ -570,13 +551,7 @@ async fn execute(
     idempotency: Option<IdempotencyClaim>,
     request: Request,
 ) -> Result<Response, MpError> {
-    let write = Write {
-        merchant_id,
-        idempotency,
-        request,
-    };
-    let executed = app.store.execute(write).await?;
-    Ok(stored_response(executed.response, executed.replayed))
+    Ok(pipeline::write(app, merchant_id, idempotency, request).await?)
 }
 
 async fn create_order(
@@ -608,7 +583,7 @@ async fn get_order(
         .await?
         .ok_or(MpError::OrderNotFound)?;
     Ok(stored_response(
-        json_response(StatusCode::OK, &order_body(&record, app.store.now())),
+        pipeline::json(StatusCode::OK, &order_body(&record, app.store.now())),
         false,
     ))
 }

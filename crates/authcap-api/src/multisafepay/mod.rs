@@ -14,8 +14,8 @@ use authcap_core::{
     RefundRequest, Shipping,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, ReferenceScope, Render, Request,
-    StoreError, StoredResponse, Write, WriteError, Written,
+    CredentialKind, IdempotencyClaim, OrderLocator, ReferenceScope, Render, Request, StoreError,
+    StoredResponse, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -27,10 +27,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::AppState;
 use crate::wire::PathParam;
 use crate::wire::stored_response;
-use crate::wire::{check_len, fingerprint, new_id, parse_json, parse_minor_units, read_body};
+use crate::wire::{check_len, new_id, parse_json, parse_minor_units, read_body};
+use crate::{AppState, pipeline};
 pub use error::MspError;
 use types::*;
 
@@ -133,35 +133,21 @@ fn header_claim(
     path: &str,
     body: &[u8],
 ) -> Result<Option<Claim>, MspError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.to_str().unwrap_or("");
-    let visible = key.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX || !visible {
-        return Err(MspError::InvalidRequest(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(Some(Claim {
-        claim: IdempotencyClaim {
-            scope: "multisafepay:key".into(),
-            key: key.to_owned(),
-            fingerprint: fingerprint(method, path, body),
-            kind: ClaimKind::Key,
-        },
+    let key = pipeline::idempotency_key(headers, "idempotency-key", IDEMPOTENCY_KEY_CHARS_MAX)
+        .map_err(|_| {
+            MspError::InvalidRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )
+        })?;
+    Ok(key.map(|key| Claim {
+        claim: pipeline::key_claim("multisafepay:key", key, method, path, body),
         reused: MspError::IdempotencyKeyReused,
     }))
 }
 
 fn natural_claim(scope: &str, key: &str, path: &str, body: &[u8], reused: MspError) -> Claim {
     Claim {
-        claim: IdempotencyClaim {
-            scope: scope.into(),
-            key: key.to_owned(),
-            fingerprint: fingerprint(&Method::POST, path, body),
-            kind: ClaimKind::ResourceId,
-        },
+        claim: pipeline::resource_claim(scope, key, &Method::POST, path, body),
         reused,
     }
 }
@@ -252,11 +238,7 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<
 }
 
 fn success<T: Serialize>(data: T) -> StoredResponse {
-    StoredResponse {
-        status: StatusCode::OK.as_u16(),
-        content_type: "application/json".into(),
-        body: serde_json::to_vec(&Success::of(data)).unwrap_or_default(),
-    }
+    pipeline::json(StatusCode::OK, &Success::of(data))
 }
 
 async fn execute(
@@ -269,13 +251,8 @@ async fn execute(
         Some(Claim { claim, reused }) => (Some(claim), Some(reused)),
         None => (None, None),
     };
-    let write = Write {
-        merchant_id,
-        idempotency,
-        request,
-    };
-    match app.store.execute(write).await {
-        Ok(executed) => Ok(stored_response(executed.response, executed.replayed)),
+    match pipeline::write(app, merchant_id, idempotency, request).await {
+        Ok(response) => Ok(response),
         Err(StoreError::IdempotencyKeyReused) => {
             Err(reused.unwrap_or(MspError::IdempotencyKeyReused))
         }

@@ -9,8 +9,8 @@ use authcap_core::{
     RefundRequest, Shipping,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, ListQuery, OrderLocator, ReferenceScope, Render,
-    Request, StoredResponse, Write, WriteError, Written,
+    CredentialKind, IdempotencyClaim, ListQuery, OrderLocator, ReferenceScope, Render, Request,
+    StoredResponse, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -18,13 +18,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::AppState;
 use crate::wire::PathParam;
-use crate::wire::stored_response;
-use crate::wire::{check_len, new_id, parse_json, parse_minor_units, read_body, sha256_hex};
+use crate::wire::{check_len, new_id, parse_json, parse_minor_units, read_body};
+use crate::{AppState, pipeline};
 pub use error::Problem;
 use types::*;
 
@@ -81,27 +79,16 @@ async fn authenticated_order(
         .ok_or(Problem::OrderNotFound)
 }
 
-/// The claim of an `Idempotency-Key`, fingerprinted by method, path and body.
+/// The claim of an `Idempotency-Key`, for this method, path and body.
 fn idempotency_claim(
     headers: &HeaderMap,
     method: &Method,
     path: &str,
     body: &[u8],
 ) -> Result<Option<IdempotencyClaim>, Problem> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.to_str().map_err(|_| Problem::InvalidIdempotencyKey)?;
-    let visible = key.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX || !visible {
-        return Err(Problem::InvalidIdempotencyKey);
-    }
-    Ok(Some(IdempotencyClaim {
-        scope: "native".into(),
-        key: key.to_owned(),
-        fingerprint: sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body]),
-        kind: ClaimKind::Key,
-    }))
+    let key = pipeline::idempotency_key(headers, "idempotency-key", IDEMPOTENCY_KEY_CHARS_MAX)
+        .map_err(|_| Problem::InvalidIdempotencyKey)?;
+    Ok(key.map(|key| pipeline::key_claim("native", key, method, path, body)))
 }
 
 /// The common start of a write on an existing order: authenticate, read the body, claim the
@@ -227,20 +214,12 @@ fn valid_expiry(expiry: &str) -> bool {
         && matches!(expiry[..2].parse::<u8>(), Ok(1..=12))
 }
 
-fn json_response<T: Serialize>(status: StatusCode, body: &T) -> StoredResponse {
-    StoredResponse {
-        status: status.as_u16(),
-        content_type: "application/json".into(),
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
-}
-
 fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
     match outcome {
         Ok(written) => {
             let order = OrderBody::of(&written.record, written.now);
             match written.record.order.failure {
-                None => json_response(StatusCode::CREATED, &order),
+                None => pipeline::json(StatusCode::CREATED, &order),
                 Some(failure) => Problem::AuthorizationFailed {
                     code: failure.code(),
                     order: serde_json::to_value(&order).unwrap_or_default(),
@@ -260,7 +239,7 @@ fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredRespo
                 capture: CaptureBody::of(&written.result, currency, written.now),
                 order: OrderBody::of(&written.record, written.now),
             };
-            json_response(StatusCode::CREATED, &body)
+            pipeline::json(StatusCode::CREATED, &body)
         }
         Err(error) => Problem::from(error).to_stored(),
     }
@@ -273,7 +252,7 @@ fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredRespons
                 refund: RefundBody::of(&written.result),
                 order: OrderBody::of(&written.record, written.now),
             };
-            json_response(StatusCode::CREATED, &body)
+            pipeline::json(StatusCode::CREATED, &body)
         }
         Err(error) => Problem::from(error).to_stored(),
     }
@@ -281,24 +260,9 @@ fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredRespons
 
 fn render_order(outcome: &Result<Written<Amount>, WriteError>) -> StoredResponse {
     match outcome {
-        Ok(written) => json_response(StatusCode::OK, &OrderBody::of(&written.record, written.now)),
+        Ok(written) => pipeline::json(StatusCode::OK, &OrderBody::of(&written.record, written.now)),
         Err(error) => Problem::from(error).to_stored(),
     }
-}
-
-async fn execute(
-    app: &AppState,
-    merchant_id: String,
-    idempotency: Option<IdempotencyClaim>,
-    request: Request,
-) -> Result<Response, Problem> {
-    let write = Write {
-        merchant_id,
-        idempotency,
-        request,
-    };
-    let executed = app.store.execute(write).await?;
-    Ok(stored_response(executed.response, executed.replayed))
 }
 
 #[utoipa::path(post, path = "/v1/orders", request_body = CreateOrderRequest,
@@ -317,7 +281,7 @@ pub async fn create_order(
     let request: CreateOrderRequest = parse_json(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), request)?;
     let render: Render<()> = Box::new(render_created);
-    execute(&app, merchant_id, claim, Request::Create { new, render }).await
+    Ok(pipeline::write(&app, merchant_id, claim, Request::Create { new, render }).await?)
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}", params(("id" = String, Path)),
@@ -434,7 +398,7 @@ pub async fn capture_order(
         reference_scope: ReferenceScope::Order,
         render: Box::new(render_capture),
     };
-    execute(&app, merchant_id, claim, request).await
+    Ok(pipeline::write(&app, merchant_id, claim, request).await?)
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/captures", params(("id" = String, Path)),
@@ -476,7 +440,7 @@ pub async fn void_order(
         amount: None,
         render: Box::new(render_order),
     };
-    execute(&app, merchant_id, claim, request).await
+    Ok(pipeline::write(&app, merchant_id, claim, request).await?)
 }
 
 #[utoipa::path(post, path = "/v1/orders/{id}/refunds", request_body = RefundOrderRequest,
@@ -510,5 +474,5 @@ pub async fn refund_order(
         request: refund,
         render: Box::new(render_refund),
     };
-    execute(&app, merchant_id, claim, request).await
+    Ok(pipeline::write(&app, merchant_id, claim, request).await?)
 }

@@ -17,7 +17,7 @@ use authcap_core::{
 };
 use authcap_store::{
     ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
-    Request, StoredResponse, Write, Written,
+    Request, StoredResponse, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -30,9 +30,9 @@ use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use crate::AppState;
 use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, parse_json, read_body, rfc3339, sha256_hex};
+use crate::{AppState, pipeline};
 use error::Context;
 pub use error::OpttyError;
 use types::*;
@@ -159,11 +159,7 @@ fn positive(field: &str, amount: Amount) -> Result<Amount, OpttyError> {
 }
 
 fn json_response<T: Serialize>(status: StatusCode, body: &T) -> StoredResponse {
-    StoredResponse {
-        status: status.as_u16(),
-        content_type: "application/json; charset=utf-8".into(),
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
+    pipeline::json_as(status, "application/json; charset=utf-8", body)
 }
 
 fn claim(scope: String, key: &str, fingerprint: serde_json::Value) -> IdempotencyClaim {
@@ -182,17 +178,9 @@ async fn execute(
     request: Request,
     reference_field: &'static str,
 ) -> Result<Response, OpttyError> {
-    let write = Write {
-        merchant_id,
-        idempotency: Some(idempotency),
-        request,
-    };
-    let executed = app
-        .store
-        .execute(write)
+    pipeline::write(app, merchant_id, Some(idempotency), request)
         .await
-        .map_err(|e| OpttyError::from_store(e, reference_field))?;
-    Ok(stored_response(executed.response, executed.replayed))
+        .map_err(|e| OpttyError::from_store(e, reference_field))
 }
 
 async fn find_order(
@@ -447,12 +435,13 @@ pub async fn create_order(
         reference_field: "orderReference",
         amount_field: "orderAmount",
     };
-    let idempotency = IdempotencyClaim {
-        scope: "optty:order".into(),
-        key: new.reference.clone(),
-        fingerprint: crate::wire::fingerprint(&Method::POST, "/optty/orders", &bytes),
-        kind: ClaimKind::ResourceId,
-    };
+    let idempotency = pipeline::resource_claim(
+        "optty:order",
+        &new.reference,
+        &Method::POST,
+        "/optty/orders",
+        &bytes,
+    );
     let render: Render<()> = Box::new(move |outcome| match outcome {
         Ok(written) => {
             let order = &written.record.order;

@@ -294,11 +294,7 @@ fn refusal(action: Action, error: CoreError) -> (StatusCode, u16, String) {
 }
 
 pub fn json_stored<T: serde::Serialize>(status: StatusCode, body: &T) -> StoredResponse {
-    StoredResponse {
-        status: status.as_u16(),
-        content_type: "application/json".into(),
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    }
+    crate::pipeline::json(status, body)
 }
 
 impl From<StoreError> for PwError {

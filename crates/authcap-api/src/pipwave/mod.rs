@@ -18,7 +18,7 @@ use authcap_core::{
 };
 use authcap_store::{
     ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
-    Request, StoredResponse, Write, Written,
+    Request, StoredResponse, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -28,9 +28,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
 use crate::wire::stored_response;
 use crate::wire::{check_len, new_id, read_body, sha256_hex};
+use crate::{AppState, pipeline};
 use error::{PwError, code, json_stored, param};
 use types::*;
 
@@ -488,13 +488,8 @@ async fn execute(
     verified: Verified,
     request: Request,
 ) -> Result<Response, PwError> {
-    let write = Write {
-        merchant_id: verified.merchant_id,
-        idempotency: Some(verified.claim),
-        request,
-    };
-    let executed = app.store.execute(write).await?;
-    Ok(stored_response(executed.response, executed.replayed))
+    let claim = Some(verified.claim);
+    Ok(pipeline::write(app, verified.merchant_id, claim, request).await?)
 }
 
 fn metadata(value: serde_json::Value) -> String {
