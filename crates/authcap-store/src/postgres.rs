@@ -19,7 +19,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
-    OrderRow, REFUND_COLUMNS, RefundRow,
+    OrderRow, REFUND_COLUMNS, RefundRow, RowSource,
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
@@ -329,7 +329,8 @@ impl PostgresStore {
         merchant_id: String,
         reference: String,
     ) -> Result<Option<OrderRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let client = snapshot(&mut client).await?;
         let found = client
             .query_opt(
                 "SELECT captures.order_id FROM captures JOIN orders ON orders.id = captures.order_id
@@ -487,7 +488,9 @@ impl PostgresStore {
     }
 
     pub async fn check(&self) -> Result<Vec<Discrepancy>, StoreError> {
-        let client = self.client().await?;
+        // One snapshot: totals and ledger read at the same moment, even under load.
+        let mut client = self.client().await?;
+        let client = snapshot(&mut client).await?;
         let mut totals = std::collections::HashMap::<String, LedgerTotals>::new();
         let rows = client
             .query(
@@ -578,22 +581,11 @@ impl PostgresStore {
             )
             .await
             .map_err(Failure::from)?;
-        let column = |e: PgError| Failure::Corrupt(CorruptData(e.to_string()));
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let event = EventRow {
-                seq: row.try_get(0).map_err(column)?,
-                id: row.try_get(1).map_err(column)?,
-                merchant_id: row.try_get(2).map_err(column)?,
-                order_id: row.try_get(3).map_err(column)?,
-                kind: row.try_get(4).map_err(column)?,
-                amount: row.try_get(5).map_err(column)?,
-                currency: row.try_get(6).map_err(column)?,
-                subject_id: row.try_get(7).map_err(column)?,
-                created_at: row.try_get(8).map_err(column)?,
-            };
-            events.push(event.into_event().map_err(Failure::from)?);
-        }
+        let events = rows
+            .iter()
+            .map(EventRow::event_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
         Ok(events)
     }
 }
@@ -806,34 +798,34 @@ async fn persist(tx: &impl GenericClient, effects: &Effects) -> Result<Option<i6
     Ok(created)
 }
 
-fn order_from_row(row: &Row) -> Result<(i64, Order), CorruptData> {
-    let column = |e: PgError| CorruptData(e.to_string());
-    OrderRow {
-        number: row.try_get(0).map_err(column)?,
-        id: row.try_get(1).map_err(column)?,
-        merchant_id: row.try_get(2).map_err(column)?,
-        reference: row.try_get(3).map_err(column)?,
-        currency: row.try_get(4).map_err(column)?,
-        amount: row.try_get(5).map_err(column)?,
-        surcharge: row.try_get(6).map_err(column)?,
-        capture_mode: row.try_get(7).map_err(column)?,
-        card_brand: row.try_get(8).map_err(column)?,
-        card_last4: row.try_get(9).map_err(column)?,
-        processor_reference: row.try_get(10).map_err(column)?,
-        capture_partial: row.try_get(11).map_err(column)?,
-        capture_multiple: row.try_get(12).map_err(column)?,
-        failure: row.try_get(13).map_err(column)?,
-        captured_amount: row.try_get(14).map_err(column)?,
-        released_amount: row.try_get(15).map_err(column)?,
-        refunded_amount: row.try_get(16).map_err(column)?,
-        closure: row.try_get(17).map_err(column)?,
-        capture_count: row.try_get(18).map_err(column)?,
-        expires_at: row.try_get(19).map_err(column)?,
-        created_at: row.try_get(20).map_err(column)?,
-        updated_at: row.try_get(21).map_err(column)?,
-        metadata: row.try_get(22).map_err(column)?,
+impl RowSource for Row {
+    fn text(&self, index: usize) -> Result<String, CorruptData> {
+        self.try_get(index).map_err(column)
     }
-    .into_order()
+
+    fn optional_text(&self, index: usize) -> Result<Option<String>, CorruptData> {
+        self.try_get(index).map_err(column)
+    }
+
+    fn integer(&self, index: usize) -> Result<i64, CorruptData> {
+        self.try_get(index).map_err(column)
+    }
+
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, CorruptData> {
+        self.try_get(index).map_err(column)
+    }
+
+    fn flag(&self, index: usize) -> Result<bool, CorruptData> {
+        self.try_get(index).map_err(column)
+    }
+}
+
+fn column(error: PgError) -> CorruptData {
+    CorruptData(error.to_string())
+}
+
+fn order_from_row(row: &Row) -> Result<(i64, Order), CorruptData> {
+    OrderRow::order_of(row)
 }
 
 /// Loads an order, locking its row for the rest of the transaction when `for_update`.
@@ -871,7 +863,6 @@ async fn load_details(
     client: &impl GenericClient,
     record: &mut OrderRecord,
 ) -> Result<(), Failure> {
-    let column = |e: PgError| CorruptData(e.to_string());
     let statement = client
         .prepare_cached(&format!(
             "SELECT {CAPTURE_COLUMNS} FROM captures WHERE order_id = $1 ORDER BY seq"
@@ -879,25 +870,7 @@ async fn load_details(
         .await?;
     record.captures = Vec::new();
     for row in client.query(&statement, &[&record.order.id]).await? {
-        let capture = CaptureRow {
-            id: row.try_get(0).map_err(column)?,
-            order_id: row.try_get(1).map_err(column)?,
-            amount: row.try_get(2).map_err(column)?,
-            reference: row.try_get(3).map_err(column)?,
-            is_final: row.try_get(4).map_err(column)?,
-            invoice_id: row.try_get(5).map_err(column)?,
-            description: row.try_get(6).map_err(column)?,
-            reason: row.try_get(7).map_err(column)?,
-            has_shipping: row.try_get(8).map_err(column)?,
-            carrier: row.try_get(9).map_err(column)?,
-            shipping_method: row.try_get(10).map_err(column)?,
-            tracking_code: row.try_get(11).map_err(column)?,
-            metadata: row.try_get(12).map_err(column)?,
-            created_at: row.try_get(13).map_err(column)?,
-            settles_at: row.try_get(14).map_err(column)?,
-            settled_at: row.try_get(15).map_err(column)?,
-        };
-        record.captures.push(capture.into_capture()?);
+        record.captures.push(CaptureRow::capture_of(&row)?);
     }
     let statement = client
         .prepare_cached(&format!(
@@ -906,16 +879,7 @@ async fn load_details(
         .await?;
     record.refunds = Vec::new();
     for row in client.query(&statement, &[&record.order.id]).await? {
-        let refund = RefundRow {
-            id: row.try_get(0).map_err(column)?,
-            order_id: row.try_get(1).map_err(column)?,
-            amount: row.try_get(2).map_err(column)?,
-            reference: row.try_get(3).map_err(column)?,
-            reason: row.try_get(4).map_err(column)?,
-            metadata: row.try_get(5).map_err(column)?,
-            created_at: row.try_get(6).map_err(column)?,
-        };
-        record.refunds.push(refund.into_refund()?);
+        record.refunds.push(RefundRow::refund_of(&row)?);
     }
     Ok(())
 }

@@ -22,6 +22,58 @@ impl std::fmt::Display for CorruptData {
 
 impl std::error::Error for CorruptData {}
 
+/// A database row as both backends can read it: the shared row types below read their columns
+/// through it, in the order of their column lists, so no backend keeps column indices.
+pub trait RowSource {
+    fn text(&self, index: usize) -> Result<String, CorruptData>;
+    fn optional_text(&self, index: usize) -> Result<Option<String>, CorruptData>;
+    fn integer(&self, index: usize) -> Result<i64, CorruptData>;
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, CorruptData>;
+    fn flag(&self, index: usize) -> Result<bool, CorruptData>;
+}
+
+/// Reads a row's columns one after another.
+struct Columns<'a, R: RowSource> {
+    row: &'a R,
+    next: usize,
+}
+
+impl<'a, R: RowSource> Columns<'a, R> {
+    fn of(row: &'a R) -> Columns<'a, R> {
+        Columns { row, next: 0 }
+    }
+
+    fn advance(&mut self) -> usize {
+        self.next += 1;
+        self.next - 1
+    }
+
+    fn text(&mut self) -> Result<String, CorruptData> {
+        let index = self.advance();
+        self.row.text(index)
+    }
+
+    fn optional_text(&mut self) -> Result<Option<String>, CorruptData> {
+        let index = self.advance();
+        self.row.optional_text(index)
+    }
+
+    fn integer(&mut self) -> Result<i64, CorruptData> {
+        let index = self.advance();
+        self.row.integer(index)
+    }
+
+    fn optional_integer(&mut self) -> Result<Option<i64>, CorruptData> {
+        let index = self.advance();
+        self.row.optional_integer(index)
+    }
+
+    fn flag(&mut self) -> Result<bool, CorruptData> {
+        let index = self.advance();
+        self.row.flag(index)
+    }
+}
+
 fn amount(value: i64, what: &str) -> Result<Amount, CorruptData> {
     Amount::new(value).map_err(|_| CorruptData(format!("{what} {value}")))
 }
@@ -65,6 +117,41 @@ pub struct OrderRow {
 }
 
 impl OrderRow {
+    /// Reads the columns of [`ORDER_COLUMNS`], in that order.
+    pub fn read(row: &impl RowSource) -> Result<OrderRow, CorruptData> {
+        let mut c = Columns::of(row);
+        Ok(OrderRow {
+            number: c.integer()?,
+            id: c.text()?,
+            merchant_id: c.text()?,
+            reference: c.text()?,
+            currency: c.text()?,
+            amount: c.integer()?,
+            surcharge: c.integer()?,
+            capture_mode: c.text()?,
+            card_brand: c.text()?,
+            card_last4: c.text()?,
+            processor_reference: c.optional_text()?,
+            capture_partial: c.flag()?,
+            capture_multiple: c.flag()?,
+            failure: c.optional_text()?,
+            captured_amount: c.integer()?,
+            released_amount: c.integer()?,
+            refunded_amount: c.integer()?,
+            closure: c.optional_text()?,
+            capture_count: c.integer()?,
+            expires_at: c.integer()?,
+            created_at: c.integer()?,
+            updated_at: c.integer()?,
+            metadata: c.text()?,
+        })
+    }
+
+    /// An order row read through [`RowSource`], as the domain's order and its number.
+    pub fn order_of(row: &impl RowSource) -> Result<(i64, Order), CorruptData> {
+        OrderRow::read(row)?.into_order()
+    }
+
     pub fn into_order(self) -> Result<(i64, Order), CorruptData> {
         let order = Order {
             currency: Currency::parse(&self.currency)
@@ -134,6 +221,30 @@ pub struct CaptureRow {
 }
 
 impl CaptureRow {
+    /// Reads the columns of [`CAPTURE_COLUMNS`], in that order, as the domain's capture.
+    pub fn capture_of(row: &impl RowSource) -> Result<Capture, CorruptData> {
+        let mut c = Columns::of(row);
+        CaptureRow {
+            id: c.text()?,
+            order_id: c.text()?,
+            amount: c.integer()?,
+            reference: c.optional_text()?,
+            is_final: c.flag()?,
+            invoice_id: c.optional_text()?,
+            description: c.optional_text()?,
+            reason: c.optional_text()?,
+            has_shipping: c.flag()?,
+            carrier: c.optional_text()?,
+            shipping_method: c.optional_text()?,
+            tracking_code: c.optional_text()?,
+            metadata: c.text()?,
+            created_at: c.integer()?,
+            settles_at: c.optional_integer()?,
+            settled_at: c.optional_integer()?,
+        }
+        .into_capture()
+    }
+
     pub fn into_capture(self) -> Result<Capture, CorruptData> {
         Ok(Capture {
             amount: amount(self.amount, "capture amount")?,
@@ -190,6 +301,21 @@ pub struct RefundRow {
 }
 
 impl RefundRow {
+    /// Reads the columns of [`REFUND_COLUMNS`], in that order, as the domain's refund.
+    pub fn refund_of(row: &impl RowSource) -> Result<Refund, CorruptData> {
+        let mut c = Columns::of(row);
+        RefundRow {
+            id: c.text()?,
+            order_id: c.text()?,
+            amount: c.integer()?,
+            reference: c.optional_text()?,
+            reason: c.optional_text()?,
+            metadata: c.text()?,
+            created_at: c.integer()?,
+        }
+        .into_refund()
+    }
+
     pub fn into_refund(self) -> Result<Refund, CorruptData> {
         Ok(Refund {
             amount: amount(self.amount, "refund amount")?,
@@ -219,6 +345,23 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// Reads the columns of [`EVENT_COLUMNS`], in that order, as a stored event.
+    pub fn event_of(row: &impl RowSource) -> Result<StoredEvent, CorruptData> {
+        let mut c = Columns::of(row);
+        EventRow {
+            seq: c.integer()?,
+            id: c.text()?,
+            merchant_id: c.text()?,
+            order_id: c.text()?,
+            kind: c.text()?,
+            amount: c.integer()?,
+            currency: c.text()?,
+            subject_id: c.optional_text()?,
+            created_at: c.integer()?,
+        }
+        .into_event()
+    }
+
     pub fn into_event(self) -> Result<StoredEvent, CorruptData> {
         Ok(StoredEvent {
             seq: self.seq,

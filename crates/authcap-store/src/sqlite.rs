@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
-    OrderRow, REFUND_COLUMNS, RefundRow,
+    OrderRow, REFUND_COLUMNS, RefundRow, RowSource,
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
@@ -679,50 +679,38 @@ fn persist(conn: &Connection, effects: &Effects) -> rusqlite::Result<Option<i64>
     Ok(created)
 }
 
-fn event_from_row(row: &Row) -> rusqlite::Result<StoredEvent> {
-    EventRow {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        merchant_id: row.get(2)?,
-        order_id: row.get(3)?,
-        kind: row.get(4)?,
-        amount: row.get(5)?,
-        currency: row.get(6)?,
-        subject_id: row.get(7)?,
-        created_at: row.get(8)?,
+impl RowSource for Row<'_> {
+    fn text(&self, index: usize) -> Result<String, CorruptData> {
+        self.get(index).map_err(column)
     }
-    .into_event()
-    .map_err(from_corrupt)
+
+    fn optional_text(&self, index: usize) -> Result<Option<String>, CorruptData> {
+        self.get(index).map_err(column)
+    }
+
+    fn integer(&self, index: usize) -> Result<i64, CorruptData> {
+        self.get(index).map_err(column)
+    }
+
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, CorruptData> {
+        self.get(index).map_err(column)
+    }
+
+    fn flag(&self, index: usize) -> Result<bool, CorruptData> {
+        self.get(index).map_err(column)
+    }
+}
+
+fn column(error: rusqlite::Error) -> CorruptData {
+    CorruptData(error.to_string())
+}
+
+fn event_from_row(row: &Row) -> rusqlite::Result<StoredEvent> {
+    EventRow::event_of(row).map_err(from_corrupt)
 }
 
 fn order_from_row(row: &Row) -> rusqlite::Result<(i64, Order)> {
-    OrderRow {
-        number: row.get(0)?,
-        id: row.get(1)?,
-        merchant_id: row.get(2)?,
-        reference: row.get(3)?,
-        currency: row.get(4)?,
-        amount: row.get(5)?,
-        surcharge: row.get(6)?,
-        capture_mode: row.get(7)?,
-        card_brand: row.get(8)?,
-        card_last4: row.get(9)?,
-        processor_reference: row.get(10)?,
-        capture_partial: row.get(11)?,
-        capture_multiple: row.get(12)?,
-        failure: row.get(13)?,
-        captured_amount: row.get(14)?,
-        released_amount: row.get(15)?,
-        refunded_amount: row.get(16)?,
-        closure: row.get(17)?,
-        capture_count: row.get(18)?,
-        expires_at: row.get(19)?,
-        created_at: row.get(20)?,
-        updated_at: row.get(21)?,
-        metadata: row.get(22)?,
-    }
-    .into_order()
-    .map_err(from_corrupt)
+    OrderRow::order_of(row).map_err(from_corrupt)
 }
 
 fn from_corrupt(error: CorruptData) -> rusqlite::Error {
@@ -763,26 +751,7 @@ fn load_details(conn: &Connection, record: &mut OrderRecord) -> rusqlite::Result
     ))?;
     record.captures = captures
         .query_map([&record.order.id], |row| {
-            CaptureRow {
-                id: row.get(0)?,
-                order_id: row.get(1)?,
-                amount: row.get(2)?,
-                reference: row.get(3)?,
-                is_final: row.get(4)?,
-                invoice_id: row.get(5)?,
-                description: row.get(6)?,
-                reason: row.get(7)?,
-                has_shipping: row.get(8)?,
-                carrier: row.get(9)?,
-                shipping_method: row.get(10)?,
-                tracking_code: row.get(11)?,
-                metadata: row.get(12)?,
-                created_at: row.get(13)?,
-                settles_at: row.get(14)?,
-                settled_at: row.get(15)?,
-            }
-            .into_capture()
-            .map_err(from_corrupt)
+            CaptureRow::capture_of(row).map_err(from_corrupt)
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut refunds = conn.prepare_cached(&format!(
@@ -790,17 +759,7 @@ fn load_details(conn: &Connection, record: &mut OrderRecord) -> rusqlite::Result
     ))?;
     record.refunds = refunds
         .query_map([&record.order.id], |row| {
-            RefundRow {
-                id: row.get(0)?,
-                order_id: row.get(1)?,
-                amount: row.get(2)?,
-                reference: row.get(3)?,
-                reason: row.get(4)?,
-                metadata: row.get(5)?,
-                created_at: row.get(6)?,
-            }
-            .into_refund()
-            .map_err(from_corrupt)
+            RefundRow::refund_of(row).map_err(from_corrupt)
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(())
