@@ -14,6 +14,7 @@ pub enum Backend {
 #[path = "."]
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    mod conformance;
     mod events;
     mod ledger;
     mod mercadopago;
@@ -27,6 +28,7 @@ mod sqlite {
 #[path = "."]
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
+    mod conformance;
     mod events;
     mod ledger;
     mod mercadopago;

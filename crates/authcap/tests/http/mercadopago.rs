@@ -1069,39 +1069,3 @@ async fn official_node_sdk_works_against_authcap() {
     .await;
     app.assert_ledger_consistent().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_captures_capture_once() {
-    let Some(app) = TestApp::spawn().await else {
-        return;
-    };
-    let order = manual_order(&app, None, "t").await;
-    let id = order["id"].as_str().unwrap().to_owned();
-    let mut tasks = Vec::new();
-    for n in 0..8 {
-        let url = app.url(&format!("/mercadopago/v1/orders/{id}/capture"));
-        let token = app.merchant.mercadopago_access_token.clone();
-        let client = app.client.clone();
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("X-Idempotency-Key", format!("race-{n}"))
-                .header("content-type", "application/json")
-                .body("")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap());
-    }
-    statuses.sort();
-    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
-    assert_eq!(native(&app, &id).await["captured_amount"], 10000);
-    app.assert_ledger_consistent().await;
-}
