@@ -80,12 +80,7 @@ pub fn key_claim(
     path: &str,
     body: &[u8],
 ) -> IdempotencyClaim {
-    IdempotencyClaim {
-        scope: scope.to_owned(),
-        key,
-        fingerprint: fingerprint(method, path, body),
-        kind: ClaimKind::Key,
-    }
+    claim(ClaimKind::Key, scope, key, method, path, body)
 }
 
 /// The claim of a resource id the client chose (an order or capture reference): taken only by
@@ -97,10 +92,28 @@ pub fn resource_claim(
     path: &str,
     body: &[u8],
 ) -> IdempotencyClaim {
+    claim(
+        ClaimKind::ResourceId,
+        scope,
+        id.to_owned(),
+        method,
+        path,
+        body,
+    )
+}
+
+fn claim(
+    kind: ClaimKind,
+    scope: &str,
+    key: String,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> IdempotencyClaim {
     IdempotencyClaim {
         scope: scope.to_owned(),
-        key: id.to_owned(),
+        key,
         fingerprint: fingerprint(method, path, body),
-        kind: ClaimKind::ResourceId,
+        kind,
     }
 }

@@ -205,6 +205,35 @@ impl Draft {
         });
     }
 
+    /// The transition this draft makes of `state`: its order, the state's captures and refunds
+    /// with the one it created, its ledger entries and events.
+    fn finish<T>(
+        self,
+        state: &OrderState,
+        result: T,
+        new_capture: Option<Capture>,
+        new_refund: Option<Refund>,
+        now: Timestamp,
+    ) -> Transition<T> {
+        let mut after = OrderState {
+            order: self.order,
+            captures: state.captures.clone(),
+            refunds: state.refunds.clone(),
+        };
+        after.captures.extend(new_capture.iter().cloned());
+        after.refunds.extend(new_refund.iter().cloned());
+        Transition {
+            state: after,
+            result,
+            new_capture,
+            new_refund,
+            settled_capture: None,
+            ledger: self.ledger,
+            events: self.events,
+            now,
+        }
+    }
+
     fn event(&mut self, kind: EventKind, amount: Amount, subject_id: Option<&str>, at: Timestamp) {
         self.events.push(Event {
             kind,
@@ -417,22 +446,7 @@ pub fn capture(
         settles_at,
         settled_at: None,
     };
-    let mut after = OrderState {
-        order: draft.order,
-        captures: state.captures.clone(),
-        refunds: state.refunds.clone(),
-    };
-    after.captures.push(capture.clone());
-    Ok(Transition {
-        state: after,
-        result: capture.clone(),
-        new_capture: Some(capture),
-        new_refund: None,
-        settled_capture: None,
-        ledger: draft.ledger,
-        events: draft.events,
-        now,
-    })
+    Ok(draft.finish(state, capture.clone(), Some(capture), None, now))
 }
 
 /// Releases `amount` of the uncaptured remainder, or all of it when `None`. With no captures a
@@ -483,20 +497,7 @@ pub fn release(
     draft.order.updated_at = now;
     draft.entry(LedgerKind::Release, amount, None, now);
     draft.event(EventKind::OrderVoided, amount, None, now);
-    Ok(Transition {
-        state: OrderState {
-            order: draft.order,
-            captures: state.captures.clone(),
-            refunds: state.refunds.clone(),
-        },
-        result: amount,
-        new_capture: None,
-        new_refund: None,
-        settled_capture: None,
-        ledger: draft.ledger,
-        events: draft.events,
-        now,
-    })
+    Ok(draft.finish(state, amount, None, None, now))
 }
 
 /// Writes down an expiry that `now` has already made visible: releases the remainder.
@@ -515,20 +516,7 @@ pub fn expire(state: &OrderState, now: Timestamp) -> Option<Transition<Amount>> 
         draft.entry(LedgerKind::Release, remainder, None, now);
     }
     draft.event(EventKind::OrderExpired, remainder, None, now);
-    Some(Transition {
-        state: OrderState {
-            order: draft.order,
-            captures: state.captures.clone(),
-            refunds: state.refunds.clone(),
-        },
-        result: remainder,
-        new_capture: None,
-        new_refund: None,
-        settled_capture: None,
-        ledger: draft.ledger,
-        events: draft.events,
-        now,
-    })
+    Some(draft.finish(state, remainder, None, None, now))
 }
 
 /// Writes down that a pending capture settled: its time has come and it was not written down
@@ -622,22 +610,7 @@ pub fn refund(
         metadata: request.metadata,
         created_at: now,
     };
-    let mut after = OrderState {
-        order: draft.order,
-        captures: state.captures.clone(),
-        refunds: state.refunds.clone(),
-    };
-    after.refunds.push(refund.clone());
-    Ok(Transition {
-        state: after,
-        result: refund.clone(),
-        new_capture: None,
-        new_refund: Some(refund),
-        settled_capture: None,
-        ledger: draft.ledger,
-        events: draft.events,
-        now,
-    })
+    Ok(draft.finish(state, refund.clone(), None, Some(refund), now))
 }
 
 /// Adds two amounts whose sum the caller has already bounded by the held amount.

@@ -161,6 +161,18 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// A POST of JSON written as text (Optty amounts must be JSON numbers as written).
+    async fn post_text(&self, path: &str, body: String) -> Answer {
+        let response = self
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Answer::of(response).await
+    }
+
     /// A signed Pipwave request; `key` chooses its timestamp, so the same key signs the same.
     async fn pipwave(&self, action: &str, extra: &[(&str, String)], key: Option<i64>) -> Answer {
         let now = self.app.store.now().millis().div_euclid(1000);
@@ -333,14 +345,8 @@ impl<'a> Client<'a> {
                     r#"{{"captureReference":"c{key}","amount":{}}}"#,
                     major(amount)
                 );
-                let response = self
-                    .request(Method::POST, &format!("/optty/orders/{h}/capture"))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
+                self.post_text(&format!("/optty/orders/{h}/capture"), body)
                     .await
-                    .unwrap();
-                Answer::of(response).await
             }
             Dialect::Pipwave => {
                 self.pipwave(
@@ -376,14 +382,9 @@ impl<'a> Client<'a> {
                     r#"{{"refundReference":"r{key}","refundAmount":{{"amount":{},"currency":"EUR"}}}}"#,
                     major(amount)
                 );
-                let response = self
-                    .request(Method::POST, &format!("/optty/orders/{h}/refund"))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                return Answer::of(response).await;
+                return self
+                    .post_text(&format!("/optty/orders/{h}/refund"), body)
+                    .await;
             }
             Dialect::Pipwave => {
                 return self
@@ -431,14 +432,9 @@ impl<'a> Client<'a> {
                     next(),
                     major(amount)
                 );
-                let response = self
-                    .request(Method::POST, &format!("/optty/orders/{h}/void"))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                return Answer::of(response).await;
+                return self
+                    .post_text(&format!("/optty/orders/{h}/void"), body)
+                    .await;
             }
             Dialect::Pipwave => {
                 return self
