@@ -147,6 +147,7 @@ const CREDENTIAL_CACHE_MAX: usize = 10_000;
 pub struct Resolver {
     store: Store,
     known: Arc<RwLock<HashMap<(CredentialKind, String), String>>>,
+    merchants: Arc<RwLock<std::collections::HashSet<String>>>,
 }
 
 impl Resolver {
@@ -154,7 +155,29 @@ impl Resolver {
         Resolver {
             store,
             known: Arc::default(),
+            merchants: Arc::default(),
         }
+    }
+
+    /// Whether a merchant with this id exists (merchants are never deleted, so a yes is kept).
+    pub async fn merchant_exists(&self, merchant_id: &str) -> Result<bool, StoreError> {
+        if self
+            .merchants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(merchant_id)
+        {
+            return Ok(true);
+        }
+        let exists = self.store.merchant_exists(merchant_id).await?;
+        if exists {
+            let mut merchants = self.merchants.write().unwrap_or_else(|p| p.into_inner());
+            if merchants.len() >= CREDENTIAL_CACHE_MAX {
+                merchants.clear();
+            }
+            merchants.insert(merchant_id.to_owned());
+        }
+        Ok(exists)
     }
 
     /// The merchant that owns `secret` as a credential of `kind`.

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)
+        .layer(axum::middleware::from_fn(require_host))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -93,6 +94,19 @@ async fn log_request(request: Request, next: Next) -> Response {
         tracing::info!(%method, %path, status, elapsed_us, "request");
     }
     response
+}
+
+/// HTTP/1.1 requires a `Host` header (RFC 9112, 3.2): a request without one is refused.
+async fn require_host(request: Request, next: Next) -> Response {
+    let http11 = request.version() == axum::http::Version::HTTP_11;
+    let has_host = request.headers().contains_key(axum::http::header::HOST)
+        || request.uri().authority().is_some();
+    if http11 && !has_host {
+        return axum::response::IntoResponse::into_response(native::Problem::InvalidRequest(
+            "HTTP/1.1 requests must carry a `Host` header".into(),
+        ));
+    }
+    next.run(request).await
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

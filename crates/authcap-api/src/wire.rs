@@ -34,6 +34,10 @@ pub enum BodyError {
 }
 
 pub async fn read_body(body: Body) -> Result<Bytes, BodyError> {
+    // A declared Content-Length over the limit is refused at once, unread.
+    if axum::body::HttpBody::size_hint(&body).lower() > BODY_BYTES_MAX as u64 {
+        return Err(BodyError::TooLarge);
+    }
     let read = axum::body::to_bytes(body, BODY_BYTES_MAX);
     let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, read).await else {
         return Err(BodyError::Unreadable);
@@ -74,9 +78,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     let value = parsed.map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
+        let what = without_values(&inner.to_string());
         let message = match path.as_str() {
-            "." | "" => inner.to_string(),
-            _ => format!("`{path}`: {inner}"),
+            "." | "" => what,
+            _ => mask_long_numbers(&format!("`{path}`: {what}")),
         };
         match inner.classify() {
             serde_json::error::Category::Data => JsonError::Shape(message),
@@ -87,6 +92,53 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
         .end()
         .map_err(|error| JsonError::Syntax(error.to_string()))?;
     Ok(value)
+}
+
+/// A serde message without the value it complains about: `invalid type: integer
+/// `4111111111111111`, expected a string` becomes `invalid type: integer, expected a string`.
+/// A client may send a card number or CVC in any field, of any type; no answer, stored
+/// response or log line repeats it.
+pub fn without_values(message: &str) -> String {
+    let mut out = message.to_owned();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(start) = out.find(prefix).map(|at| at + prefix.len()) else {
+            continue;
+        };
+        let end = out[start..]
+            .find(", expected")
+            .map_or(out.len(), |at| start + at);
+        let kind_end = out[start..end]
+            .find(['`', '"', '\''])
+            .map_or(end, |at| start + at);
+        let kind = out[start..kind_end].trim_end().to_owned();
+        out.replace_range(start..end, &kind);
+    }
+    mask_long_numbers(&out)
+}
+
+/// Masks every run of 12 or more digits (a card number's shortest length), wherever it stands
+/// (an unknown field's name, say).
+fn mask_long_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 12 {
+            out.push('…');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 /// The text of a JSON number or string, kept verbatim so amounts never pass through a float.
@@ -233,5 +285,35 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
             .and_then(|params| params.iter().next().map(|(_, value)| value.to_owned()))
             .unwrap_or_default();
         Ok(PathParam(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_repeat_the_value() {
+        for (message, expected) in [
+            (
+                "invalid type: integer `4111111111111111`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                "invalid type: string \"123\", expected u32",
+                "invalid type: string, expected u32",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32",
+                "invalid value: integer, expected u32",
+            ),
+            (
+                "unknown field `4111111111111111`, expected `amount`",
+                "unknown field `…`, expected `amount`",
+            ),
+            ("missing field `amount`", "missing field `amount`"),
+        ] {
+            assert_eq!(without_values(message), expected);
+        }
     }
 }

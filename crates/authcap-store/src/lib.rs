@@ -481,6 +481,13 @@ impl Store {
         dispatch!(self, merchant_count())
     }
 
+    pub async fn merchant_exists(&self, merchant_id: &str) -> Result<bool, StoreError> {
+        if has_nul(merchant_id) {
+            return Ok(false);
+        }
+        dispatch!(self, merchant_exists(merchant_id.to_owned()))
+    }
+
     /// The merchant owning a credential with this kind and hash.
     pub async fn merchant_by_credential(
         &self,

@@ -438,6 +438,15 @@ impl PostgresStore {
         Ok(())
     }
 
+    pub async fn merchant_exists(&self, merchant_id: String) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT 1 FROM merchants WHERE id = $1", &[&merchant_id])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.is_some())
+    }
+
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client

@@ -237,6 +237,14 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn merchant_exists(&self, merchant_id: String) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM merchants WHERE id = ?1")?
+                .exists([merchant_id])
+        })
+        .await
+    }
+
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
         self.read(|conn| conn.query_row("SELECT count(*) FROM merchants", [], |r| r.get(0)))
             .await

@@ -426,7 +426,7 @@ pub async fn create_order(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpttyError> {
-    let merchant_id = token::authenticate(&app, &headers)?;
+    let merchant_id = token::authenticate(&app, &headers).await?;
     let bytes = read_body(body).await?;
     let request: CreateOrderRequest = parse_object(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), &request)?;
@@ -477,7 +477,7 @@ pub async fn get_order(
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, OpttyError> {
-    let merchant_id = token::authenticate(&app, &headers)?;
+    let merchant_id = token::authenticate(&app, &headers).await?;
     let reference = path_reference(path)?;
     let record = find_order(&app, &merchant_id, &reference).await?;
     Ok(stored_response(
@@ -495,7 +495,7 @@ pub async fn capture_order(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, OpttyError> {
-    let merchant_id = token::authenticate(&app, &headers)?;
+    let merchant_id = token::authenticate(&app, &headers).await?;
     let order_reference = path_reference(path)?;
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
@@ -591,7 +591,7 @@ pub async fn void_order(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, OpttyError> {
-    let merchant_id = token::authenticate(&app, &headers)?;
+    let merchant_id = token::authenticate(&app, &headers).await?;
     let order_reference = path_reference(path)?;
     let bytes = read_body(body).await?;
     if bytes.is_empty() {
@@ -646,7 +646,7 @@ pub async fn refund_order(
     path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, OpttyError> {
-    let merchant_id = token::authenticate(&app, &headers)?;
+    let merchant_id = token::authenticate(&app, &headers).await?;
     let order_reference = path_reference(path)?;
     let bytes = read_body(body).await?;
     if bytes.is_empty() {

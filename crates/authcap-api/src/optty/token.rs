@@ -31,6 +31,9 @@ pub struct Claims {
     pub scope: String,
     pub iat: i64,
     pub exp: i64,
+    /// Not valid before (optional): honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub iss: String,
     pub aud: String,
 }
@@ -62,6 +65,7 @@ pub fn issue(app: &AppState, merchant_id: &str) -> Result<String, OpttyError> {
         scope: SCOPE.to_owned(),
         iat,
         exp: iat + TOKEN_TTL_SECS,
+        nbf: None,
         iss: ISSUER.to_owned(),
         aud: AUDIENCE.to_owned(),
     };
@@ -77,7 +81,7 @@ pub fn issue(app: &AppState, merchant_id: &str) -> Result<String, OpttyError> {
 }
 
 /// The merchant of a valid `Authorization: Bearer <JWT>` with scope `api-user`.
-pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, OpttyError> {
+pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, OpttyError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(OpttyError::Unauthorized(
@@ -98,8 +102,10 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Optty
         ));
     }
     let mut validation = Validation::new(Algorithm::HS256);
+    // Times are judged below by the server's one clock, not the library's own.
     validation.leeway = 0;
-    validation.validate_exp = true;
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
@@ -119,9 +125,27 @@ pub fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Optty
             _ => "Unauthorized: the access token is invalid",
         })
     })?;
+    let now = app.store.now().millis().div_euclid(1000);
+    if now >= data.claims.exp {
+        return Err(OpttyError::Unauthorized(
+            "Unauthorized: the access token has expired",
+        ));
+    }
+    if data.claims.nbf.is_some_and(|nbf| now < nbf) {
+        return Err(OpttyError::Unauthorized(
+            "Unauthorized: the access token is not valid yet (`nbf`)",
+        ));
+    }
     if !data.claims.scope.split(' ').any(|s| s == SCOPE) {
         return Err(OpttyError::Unauthorized(
             "Unauthorized: the access token lacks the scope `api-user`",
+        ));
+    }
+    // A well-signed token can outlive its merchant (a database started anew under the same
+    // server secret): it then names no one.
+    if !app.credentials.merchant_exists(&data.claims.sub).await? {
+        return Err(OpttyError::Unauthorized(
+            "Unauthorized: the access token's merchant does not exist",
         ));
     }
     Ok(data.claims.sub)

@@ -16,6 +16,7 @@ mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod conformance;
     mod events;
+    mod hardening;
     mod ledger;
     mod mercadopago;
     mod multisafepay;
@@ -30,6 +31,7 @@ mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod conformance;
     mod events;
+    mod hardening;
     mod ledger;
     mod mercadopago;
     mod multinode;

@@ -1,0 +1,240 @@
+//! What an attacker or a careless client tries: card data sent where it does not belong, tokens
+//! for merchants that do not exist or not yet valid, oversized bodies announced up front,
+//! requests without `Host`.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::support::*;
+
+const PAN: &str = "4111111111111111";
+const CVC: &str = "9731";
+
+/// Sends raw bytes on a new connection and returns what the server answered within 5 s.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&chunk[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the server answers at once");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn optty_token(app: &TestApp, claims: &Value) -> String {
+    let key = app.server_secret.derive("optty-jwt");
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(&key),
+    )
+    .unwrap()
+}
+
+fn claims_for(merchant_id: &str, now: i64) -> Value {
+    json!({"sub": merchant_id, "scope": "api-user", "iat": now, "exp": now + 600,
+           "iss": "authcap-optty", "aud": "optty-merchant-api"})
+}
+
+#[tokio::test]
+async fn card_numbers_and_cvcs_are_never_echoed() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let pan: i64 = PAN.parse().unwrap();
+    let cvc: i64 = CVC.parse().unwrap();
+    let mut as_number = order_body(&unique("pan"), 1000, APPROVE);
+    as_number["payment_method"]["number"] = json!(pan);
+    let mut cvc_as_number = order_body(&unique("pan"), 1000, APPROVE);
+    cvc_as_number["payment_method"]["cvc"] = json!(cvc);
+    let mut in_a_field_name = order_body(&unique("pan"), 1000, APPROVE);
+    in_a_field_name["payment_method"][PAN] = json!(1);
+    let mut answers = Vec::new();
+    for body in [as_number, cvc_as_number, in_a_field_name] {
+        answers.push(app.post("/v1/orders", body).await);
+    }
+    let mercadopago = json!({
+        "type": "online", "processing_mode": "automatic", "capture_mode": "manual",
+        "total_amount": "10.00", "external_reference": unique("mp"),
+        "transactions": {"payments": [{"amount": "10.00",
+            "payment_method": {"id": "visa", "type": "credit_card", "token": pan}}]}});
+    answers.push(
+        app.client
+            .post(app.url("/mercadopago/v1/orders"))
+            .bearer_auth(&app.merchant.mercadopago_access_token)
+            .json(&mercadopago)
+            .send()
+            .await
+            .unwrap(),
+    );
+    let token = {
+        let response = app
+            .client
+            .post(app.url("/optty/token"))
+            .form(&[
+                ("client_id", app.merchant.optty_client_id.as_str()),
+                ("client_secret", app.merchant.optty_client_secret.as_str()),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let optty = json!({"orderReference": unique("op"), "bnplProvider": "KLARNA",
+        "purchaseCountry": "AU", "purchaseCurrency": "AUD", "locale": "en_AU",
+        "orderAmount": 10, "testCard": pan,
+        "customer": {"firstName": "J", "lastName": "D", "email": "j@example.com",
+                     "phoneNumber": "+61400000000"},
+        "billingAddress": {"line1": "1 George St"},
+        "redirectUrls": {"success": "https://shop.example/ok"}});
+    answers.push(
+        app.client
+            .post(app.url("/optty/orders"))
+            .bearer_auth(&token)
+            .json(&optty)
+            .send()
+            .await
+            .unwrap(),
+    );
+    for response in answers {
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert!((400..500).contains(&status), "{status} {text}");
+        assert!(!text.contains(PAN), "the card number is echoed: {text}");
+        assert!(!text.contains(CVC), "the CVC is echoed: {text}");
+    }
+    let listed = json_of(app.get("/v1/orders").await).await;
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        0,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn optty_tokens_need_an_existing_merchant_and_their_time() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let now = app.store.now().millis() / 1000;
+    let call = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .request(Method::GET, app.url("/optty/orders/nope"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Well signed, but for a merchant this database does not have.
+    let orphan = call(optty_token(&app, &claims_for("mer_gone", now))).await;
+    assert_eq!(orphan.status(), 401);
+    assert!(
+        json_of(orphan).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("merchant")
+    );
+    let write = app
+        .client
+        .post(app.url("/optty/orders/nope/capture"))
+        .bearer_auth(optty_token(&app, &claims_for("mer_gone", now)))
+        .json(&json!({"captureReference": "c", "amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 401);
+    // `nbf` is honoured: not valid before it, valid from it on.
+    let mut early = claims_for(&app.merchant.merchant_id, now);
+    early["nbf"] = json!(now + 60);
+    let refused = call(optty_token(&app, &early)).await;
+    assert_eq!(refused.status(), 401);
+    assert!(
+        json_of(refused).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("nbf")
+    );
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(call(optty_token(&app, &early)).await.status(), 404);
+    // Expiry is judged by the same clock.
+    app.clock.advance(Duration::from_secs(600));
+    assert_eq!(call(optty_token(&app, &early)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn an_announced_body_over_the_limit_is_refused_at_once() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    for path in [
+        "/v1/orders",
+        "/multisafepay/v1/json/orders",
+        "/mercadopago/v1/orders",
+        "/optty/orders",
+        "/pipwave/payment",
+    ] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             api_key: {}\r\nx-api-key: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000000\r\n\r\n{{",
+            app.merchant.secret_key,
+            app.merchant.multisafepay_api_key,
+            app.merchant.pipwave_api_key
+        );
+        let answer = raw_exchange(&app, request.as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413") || answer.starts_with("HTTP/1.1 401"),
+            "{path}: {answer}"
+        );
+    }
+    // The native API, authenticated: 413 from the header alone.
+    let request = format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 1000000\r\n\r\n",
+        app.merchant.secret_key
+    );
+    let answer = raw_exchange(&app, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn http11_requests_without_host_are_refused() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let answer = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_exchange(&app, b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+}
