@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod optty;
 pub mod pipeline;
 pub mod pipwave;
+pub mod server;
 pub mod wire;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// How far a Pipwave request's `timestamp` may be from the server clock, either way.
     pub pipwave_timestamp_window: Duration,
+    /// How many connections are served at once, and how long each may take to send a request.
+    pub connections: server::ConnectionLimits,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             authorization_ttl: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             pipwave_timestamp_window: Duration::from_secs(300),
+            connections: server::ConnectionLimits::default(),
         }
     }
 }
@@ -116,9 +120,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.connections;
+    server::run(listener, router(state), limits, shutdown).await
 }
 
 /// How often the clock's consequences (expiries, settlements) are written down, with their

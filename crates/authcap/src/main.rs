@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
+use authcap_api::server::ConnectionLimits;
 use authcap_api::{AppState, Config};
 use authcap_core::Simulator;
 use authcap_store::{PoolSettings, Store, SystemClock};
@@ -64,6 +65,14 @@ enum Command {
         /// Logs as JSON lines instead of text.
         #[arg(long, env = "AUTHCAP_LOG_JSON")]
         log_json: bool,
+        /// How many client connections are served at once; more wait to be accepted.
+        /// Default: what the descriptor limit allows after a reserve, at most 10,000.
+        #[arg(long, env = "AUTHCAP_CONNECTIONS_MAX", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        connections_max: Option<u32>,
+        /// How long a connection may take to send a request's head, idle keep-alive time
+        /// included, before it is closed.
+        #[arg(long, env = "AUTHCAP_HEADER_READ_TIMEOUT", default_value = "15s", value_parser = bounded_duration)]
+        header_read_timeout: Duration,
     },
     /// Manage merchants.
     Merchant {
@@ -150,6 +159,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             authorization_ttl,
             idempotency_ttl,
             pipwave_timestamp_window,
+            connections_max,
+            header_read_timeout,
             ..
         } => {
             // A signed Pipwave request replayed after its idempotency record is pruned would run
@@ -165,10 +176,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 println!("Created a demo merchant (shown once):");
                 print_credentials(&demo, false);
             }
+            let connections = ConnectionLimits {
+                connections_max: connections_max
+                    .map_or_else(authcap_api::server::default_connections_max, |max| {
+                        max as usize
+                    }),
+                header_read_timeout,
+            };
             let config = Config {
                 authorization_ttl,
                 idempotency_ttl,
                 pipwave_timestamp_window,
+                connections,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

@@ -238,3 +238,105 @@ async fn http11_requests_without_host_are_refused() {
         "{answer}"
     );
 }
+
+fn limited(connections_max: usize, header_read_timeout: Duration) -> authcap_api::Config {
+    authcap_api::Config {
+        connections: authcap_api::server::ConnectionLimits {
+            connections_max,
+            header_read_timeout,
+        },
+        ..authcap_api::Config::default()
+    }
+}
+
+async fn connect(app: &TestApp) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection, within `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) {
+    let mut buffer = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_to_end)
+        .await
+        .expect("the server closed the connection in time");
+}
+
+async fn healthz(stream: &mut tokio::net::TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = stream.read(&mut buffer).await.unwrap();
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn silent_slow_and_idle_connections_are_closed() {
+    let Some(app) = TestApp::spawn_with(limited(64, Duration::from_secs(1))).await else {
+        return;
+    };
+    // Sends nothing.
+    let mut silent = connect(&app).await;
+    // Sends half a request head and stops.
+    let mut slow = connect(&app).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    // Sends a request, then sits idle on keep-alive.
+    let mut idle = connect(&app).await;
+    assert!(healthz(&mut idle).await.starts_with("HTTP/1.1 200"));
+    let opened = std::time::Instant::now();
+    for stream in [&mut silent, &mut slow, &mut idle] {
+        closed_within(stream, Duration::from_secs(5)).await;
+    }
+    let took = opened.elapsed();
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed too early: {took:?}"
+    );
+    // The server is as it was.
+    let mut fresh = connect(&app).await;
+    assert!(healthz(&mut fresh).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_and_the_rest_are_served() {
+    let Some(app) = TestApp::spawn_with(limited(4, Duration::from_secs(30))).await else {
+        return;
+    };
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(&app).await;
+        assert!(healthz(&mut stream).await.starts_with("HTTP/1.1 200"));
+        open.push(stream);
+    }
+    // A fifth connection is not served while four are open…
+    let mut waiting = connect(&app).await;
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buffer)).await;
+    assert!(early.is_err(), "served beyond the cap");
+    // …while the open ones still are.
+    assert!(healthz(&mut open[0]).await.starts_with("HTTP/1.1 200"));
+    // When one closes, the waiting one is served.
+    drop(open.pop());
+    let n = tokio::time::timeout(Duration::from_secs(5), waiting.read(&mut buffer))
+        .await
+        .expect("served once a slot freed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+}
