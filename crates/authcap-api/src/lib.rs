@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .fallback(native::not_found)
         .layer(axum::middleware::from_fn(require_host))
+        .layer(axum::middleware::from_fn(retry_after))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -96,6 +97,21 @@ async fn log_request(request: Request, next: Next) -> Response {
         tracing::error!(%method, %path, status, elapsed_us, "request");
     } else {
         tracing::info!(%method, %path, status, elapsed_us, "request");
+    }
+    response
+}
+
+/// How long a client is told to wait before retrying a 503 (storage unavailable, at capacity).
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Every 503 says when to come back: nothing was written, so a retry is safe.
+async fn retry_after(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
     response
 }

@@ -251,6 +251,9 @@ pub enum StoreError {
     IdempotencyRequestInProgress,
     /// The database could not be used; the write did not happen.
     Unavailable(String),
+    /// The server is at capacity (every database connection busy past the wait, the write
+    /// queue full); nothing was written and a retry shortly will likely succeed.
+    Overloaded(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -261,6 +264,7 @@ impl std::fmt::Display for StoreError {
                 f.write_str("idempotency request in progress")
             }
             StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
+            StoreError::Overloaded(why) => write!(f, "at capacity: {why}"),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct PostgresStore {
 pub struct PoolSettings {
     pub connections_max: usize,
     pub statement_timeout: Duration,
+    /// How long a request waits for a free connection before it is answered "overloaded".
+    pub wait: Duration,
 }
 
 impl Default for PoolSettings {
@@ -53,6 +55,7 @@ impl Default for PoolSettings {
         PoolSettings {
             connections_max: 16,
             statement_timeout: Duration::from_secs(10),
+            wait: Duration::from_secs(5),
         }
     }
 }
@@ -127,7 +130,7 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(settings.connections_max)
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(settings.wait))
             .create_timeout(Some(Duration::from_secs(5)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
@@ -142,7 +145,12 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(unavailable)
+        self.pool.get().await.map_err(|error| match error {
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                StoreError::Overloaded("every database connection stayed busy".into())
+            }
+            other => unavailable(other),
+        })
     }
 
     /// Applies pending migrations under an advisory lock, so nodes starting together take

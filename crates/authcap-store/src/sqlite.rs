@@ -106,7 +106,9 @@ impl SqliteStore {
         self.writer
             .try_send(Queued { job, reply })
             .map_err(|error| match error {
-                mpsc::TrySendError::Full(_) => unavailable("the write queue is full"),
+                mpsc::TrySendError::Full(_) => {
+                    StoreError::Overloaded("the write queue is full".into())
+                }
                 mpsc::TrySendError::Disconnected(_) => unavailable("the writer has stopped"),
             })?;
         answer

@@ -43,6 +43,12 @@ struct Cli {
           value_parser = bounded_duration)]
     database_statement_timeout: Duration,
 
+    /// PostgreSQL only: how long a request waits for a free connection before it is answered
+    /// 503 "overloaded" (with `Retry-After`).
+    #[arg(long, global = true, env = "AUTHCAP_DATABASE_POOL_WAIT", default_value = "5s",
+          value_parser = bounded_duration)]
+    database_pool_wait: Duration,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -148,6 +154,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let pool = PoolSettings {
         connections_max: cli.database_connections_max.max(1),
         statement_timeout: cli.database_statement_timeout,
+        wait: cli.database_pool_wait,
     };
     let clock = Arc::new(SystemClock);
     let store = Store::open_with(&cli.database, Arc::new(Simulator), pool, clock).await?;

@@ -60,6 +60,7 @@ pub enum MpError {
     ResourceLocked,
     IdempotencyValidationFailed,
     InternalError,
+    Overloaded,
 }
 
 #[derive(Serialize)]
@@ -227,6 +228,11 @@ impl MpError {
                 "internal_error",
                 "Generic error. Please try submitting the request again.",
             ),
+            Overloaded => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "The server is at capacity; nothing was written. Retry after `Retry-After`.",
+            ),
         }
     }
 
@@ -321,6 +327,10 @@ impl From<StoreError> for MpError {
             StoreError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 MpError::InternalError
+            }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                MpError::Overloaded
             }
         }
     }

@@ -44,6 +44,7 @@ pub enum MspError {
     /// The order was created but not authorized.
     AuthorizationFailed(AuthorizationFailure),
     Unavailable,
+    Overloaded,
 }
 
 #[derive(Serialize)]
@@ -138,6 +139,11 @@ impl MspError {
                 9999,
                 "Unknown error: storage is unavailable; nothing was written, retry later".into(),
             ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                9999,
+                "Unknown error: the server is at capacity; nothing was written, retry after `Retry-After`".into(),
+            ),
         }
     }
 
@@ -229,6 +235,10 @@ impl From<StoreError> for MspError {
             StoreError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 MspError::Unavailable
+            }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                MspError::Overloaded
             }
         }
     }

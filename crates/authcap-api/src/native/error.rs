@@ -30,6 +30,7 @@ pub enum Problem {
         order: Value,
     },
     Unavailable,
+    Overloaded,
 }
 
 #[derive(Serialize)]
@@ -138,6 +139,12 @@ impl Problem {
                     _ => "the card was declined".into(),
                 },
             ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Overloaded",
+                "the server is at capacity; nothing was written, retry after `Retry-After`".into(),
+            ),
             Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
@@ -218,6 +225,10 @@ impl From<StoreError> for Problem {
             StoreError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 Problem::Unavailable
+            }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                Problem::Overloaded
             }
         }
     }

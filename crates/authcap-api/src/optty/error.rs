@@ -41,6 +41,7 @@ pub enum OpttyError {
         amount_field: &'static str,
     },
     Unavailable,
+    Overloaded,
 }
 
 #[derive(Serialize)]
@@ -159,6 +160,10 @@ impl OpttyError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage is unavailable; nothing was written, retry later".into(),
             ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is at capacity; nothing was written, retry after `Retry-After`".into(),
+            ),
         }
     }
 
@@ -201,6 +206,10 @@ impl OpttyError {
             StoreError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 OpttyError::Unavailable
+            }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                OpttyError::Overloaded
             }
         }
     }

@@ -57,6 +57,7 @@ pub enum PwError {
     /// An identical request is still being processed.
     InProgress,
     Unavailable,
+    Overloaded,
 }
 
 impl PwError {
@@ -66,7 +67,10 @@ impl PwError {
     pub fn is_answer(&self) -> bool {
         !matches!(
             self,
-            PwError::Unavailable | PwError::InProgress | PwError::SignatureReused
+            PwError::Unavailable
+                | PwError::Overloaded
+                | PwError::InProgress
+                | PwError::SignatureReused
         )
     }
 }
@@ -157,6 +161,11 @@ impl PwError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 SERVER_ERROR,
                 "storage is unavailable; nothing was written, retry later".into(),
+            ),
+            Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                SERVER_ERROR,
+                "the server is at capacity; nothing was written, retry after `Retry-After`".into(),
             ),
         }
     }
@@ -305,6 +314,10 @@ impl From<StoreError> for PwError {
             StoreError::Unavailable(why) => {
                 tracing::error!(%why, "storage unavailable");
                 PwError::Unavailable
+            }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "overloaded");
+                PwError::Overloaded
             }
         }
     }

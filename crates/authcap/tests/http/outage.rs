@@ -125,3 +125,59 @@ async fn a_node_answers_503_while_the_database_is_away_and_recovers() {
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_larger_than_the_pool_waits_or_is_told_to_come_back() {
+    let Some(database) = TestDatabase::new().await.map(Arc::new) else {
+        return;
+    };
+    let url = database.url.clone();
+    let pool = authcap_store::PoolSettings {
+        connections_max: 2,
+        statement_timeout: Duration::from_secs(10),
+        wait: Duration::from_millis(100),
+    };
+    let app = TestApp::spawn_with_pool(database, &url, Config::default(), pool).await;
+    let order = app.authorized_order(100_000, APPROVE).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let capture = |key: String| {
+        let request = app
+            .request(reqwest::Method::POST, &format!("/v1/orders/{id}/captures"))
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": 1}));
+        async move { request.send().await.unwrap() }
+    };
+    let keys: Vec<String> = (0..300).map(|n| format!("burst-{n}")).collect();
+    let answers = join_all(keys.iter().cloned().map(capture)).await;
+    let mut overloaded = Vec::new();
+    let mut captured = 0;
+    for (key, response) in keys.iter().zip(answers) {
+        match response.status().as_u16() {
+            201 => captured += 1,
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                assert_eq!(json_of(response).await["code"], "overloaded");
+                overloaded.push(key.clone());
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert!(!overloaded.is_empty(), "the burst did not exceed the pool");
+    let read = json_of(app.get(&format!("/v1/orders/{id}")).await).await;
+    assert_eq!(
+        read["captured_amount"], captured,
+        "every acknowledged capture, no other"
+    );
+    // Nothing was half-written: the refused ones go through when retried.
+    for key in overloaded {
+        let mut answer = capture(key.clone()).await;
+        while answer.status() == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answer = capture(key.clone()).await;
+        }
+        assert_eq!(answer.status(), 201);
+    }
+    let read = json_of(app.get(&format!("/v1/orders/{id}")).await).await;
+    assert_eq!(read["captured_amount"], 300);
+    app.assert_ledger_consistent().await;
+}

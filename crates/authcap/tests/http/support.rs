@@ -179,15 +179,20 @@ impl TestApp {
 
     /// A server over `database`, reached through `url` (a proxy, say).
     pub async fn spawn_on_url(database: Arc<TestDatabase>, url: &str, config: Config) -> TestApp {
+        TestApp::spawn_with_pool(database, url, config, PoolSettings::default()).await
+    }
+
+    /// A server over `database` with its own PostgreSQL pool settings.
+    pub async fn spawn_with_pool(
+        database: Arc<TestDatabase>,
+        url: &str,
+        config: Config,
+        pool: PoolSettings,
+    ) -> TestApp {
         let clock = ManualClock::starting_now();
-        let store = Store::open_with(
-            url,
-            Arc::new(Simulator),
-            PoolSettings::default(),
-            Arc::new(clock.clone()),
-        )
-        .await
-        .expect("open store");
+        let store = Store::open_with(url, Arc::new(Simulator), pool, Arc::new(clock.clone()))
+            .await
+            .expect("open store");
         let server_secret = ServerSecret::load(&store, None).await.unwrap();
         let merchant = credentials::create_merchant(&store, &server_secret, "Test merchant")
             .await
