@@ -57,6 +57,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub credentials: credentials::Resolver,
     pub server_secret: credentials::ServerSecret,
+    readiness: Arc<tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>>,
 }
 
 impl AppState {
@@ -66,7 +67,22 @@ impl AppState {
             store,
             config: Arc::new(config),
             server_secret,
+            readiness: Arc::default(),
         }
+    }
+
+    /// Whether writes succeed, probed at most once per [`READINESS_PROBE_INTERVAL`] (a
+    /// committed heartbeat), so that health checks under load cost nothing.
+    pub async fn ready(&self) -> Result<(), String> {
+        let mut last = self.readiness.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < READINESS_PROBE_INTERVAL
+        {
+            return result.clone();
+        }
+        let result = self.store.probe().await.map_err(|error| error.to_string());
+        *last = Some((Instant::now(), result.clone()));
+        result
     }
 }
 
@@ -78,7 +94,8 @@ pub fn router(state: AppState) -> Router {
         .merge(mercadopago::router())
         .merge(pipwave::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/healthz", axum::routing::get(health))
+        .route("/readyz", axum::routing::get(health))
         .fallback(native::not_found)
         .layer(axum::middleware::from_fn(require_host))
         .layer(axum::middleware::from_fn(retry_after))
@@ -99,6 +116,23 @@ async fn log_request(request: Request, next: Next) -> Response {
         tracing::info!(%method, %path, status, elapsed_us, "request");
     }
     response
+}
+
+/// How often readiness commits a heartbeat, at most.
+const READINESS_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `ok` while writes succeed; 503 with the reason while they cannot (the database read-only,
+/// unreachable, or out of space).
+async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    match app.ready().await {
+        Ok(()) => "ok\n".into_response(),
+        Err(why) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: writes fail: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// How long a client is told to wait before retrying a 503 (storage unavailable, at capacity).

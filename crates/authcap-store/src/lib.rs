@@ -485,6 +485,12 @@ impl Store {
         dispatch!(self, merchant_count())
     }
 
+    /// Whether a write can be committed right now (a heartbeat is committed): what readiness
+    /// checks answer.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        dispatch!(self, probe())
+    }
+
     pub async fn merchant_exists(&self, merchant_id: &str) -> Result<bool, StoreError> {
         if has_nul(merchant_id) {
             return Ok(false);

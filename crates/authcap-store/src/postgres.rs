@@ -446,6 +446,20 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Whether a write can be committed right now: commits a heartbeat.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ('write_probe', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&self.clock.now().millis().to_string()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
+    }
+
     pub async fn merchant_exists(&self, merchant_id: String) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client

@@ -42,10 +42,21 @@ const MIGRATIONS: &[&str] = &[
 
 type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
 
+/// What the writer thread is asked to do.
+enum Work {
+    Job(Job),
+    /// Commit a heartbeat, to learn whether writes succeed right now.
+    Probe,
+}
+
 struct Queued {
-    job: Job,
+    work: Work,
     reply: Reply,
 }
+
+/// The heartbeat a probe commits: the one row it touches, with the time.
+const PROBE: &str = "INSERT INTO settings (name, value) VALUES ('write_probe', ?1)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 pub struct SqliteStore {
     path: String,
@@ -82,9 +93,15 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let mut conn = connect(path).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
+        // A database that cannot be written (read-only, on a full or read-only disk) is
+        // refused now rather than served with every write failing.
+        conn.execute(PROBE, [clock.now().millis().to_string()])
+            .map_err(|error| unavailable(format!("the database cannot be written: {error}")))?;
         let (sender, receiver) = mpsc::sync_channel::<Queued>(WRITER_QUEUE_MAX);
         let writer = Writer {
             conn,
+            path: path.to_owned(),
+            broken: false,
             processor,
             clock: clock.clone(),
         };
@@ -102,9 +119,18 @@ impl SqliteStore {
     }
 
     pub async fn execute(&self, job: Job) -> Result<Option<Executed>, StoreError> {
+        self.send(Work::Job(job)).await
+    }
+
+    /// Whether a write can be committed right now: commits a heartbeat through the writer.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.send(Work::Probe).await.map(|_| ())
+    }
+
+    async fn send(&self, work: Work) -> Result<Option<Executed>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .try_send(Queued { job, reply })
+            .try_send(Queued { work, reply })
             .map_err(|error| match error {
                 mpsc::TrySendError::Full(_) => {
                     StoreError::Overloaded("the write queue is full".into())
@@ -358,6 +384,11 @@ impl SqliteStore {
 
 struct Writer {
     conn: Connection,
+    path: String,
+    /// The last group failed on the database itself: the connection is opened anew before
+    /// the next one, so the writer recovers by itself once the database is writable again
+    /// (a connection that met a read-only file stays read-only).
+    broken: bool,
     processor: Arc<dyn Processor>,
     clock: Arc<dyn Clock>,
 }
@@ -372,13 +403,37 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if self.broken && !self.reopen() {
+                for queued in group {
+                    let _ = queued
+                        .reply
+                        .send(Err(unavailable("the database cannot be written")));
+                }
+                continue;
+            }
             self.commit_group(group);
+        }
+    }
+
+    fn reopen(&mut self) -> bool {
+        match connect(&self.path) {
+            Ok(conn) => {
+                tracing::info!("SQLite writer connection opened anew");
+                self.conn = conn;
+                self.broken = false;
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "SQLite writer cannot open the database");
+                false
+            }
         }
     }
 
     fn commit_group(&mut self, group: Vec<Queued>) {
         let mut answers = Vec::with_capacity(group.len());
         if let Err(error) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            self.broken = true;
             for job in group {
                 let _ = job.reply.send(Err(unavailable(&error)));
             }
@@ -386,7 +441,7 @@ impl Writer {
         }
         let mut jobs = group.into_iter();
         for queued in jobs.by_ref() {
-            let answer = self.execute_one(queued.job);
+            let answer = self.execute_one(queued.work);
             answers.push((queued.reply, answer));
             // Some errors (disk full, I/O) make SQLite roll back the whole transaction by
             // itself; nothing of this group was written, and later writes must not run
@@ -396,6 +451,7 @@ impl Writer {
             }
         }
         if self.conn.is_autocommit() {
+            self.broken = true;
             tracing::error!("SQLite rolled back the group");
             let rolled_back = answers.into_iter().map(|(reply, _)| reply);
             for reply in rolled_back.chain(jobs.map(|queued| queued.reply)) {
@@ -405,6 +461,7 @@ impl Writer {
         }
         let committed = self.conn.execute_batch("COMMIT");
         if let Err(error) = committed {
+            self.broken = true;
             tracing::error!(%error, "group commit failed");
             let _ = self.conn.execute_batch("ROLLBACK");
             for (reply, _) in answers {
@@ -418,8 +475,17 @@ impl Writer {
     }
 
     /// One write inside its own savepoint: on any database error only this write is undone.
-    fn execute_one(&mut self, job: Job) -> Result<Option<Executed>, StoreError> {
+    fn execute_one(&mut self, work: Work) -> Result<Option<Executed>, StoreError> {
         let sp = self.conn.savepoint().map_err(unavailable)?;
+        let job = match work {
+            Work::Job(job) => job,
+            Work::Probe => {
+                let now = self.clock.now().millis().to_string();
+                sp.execute(PROBE, [now]).map_err(unavailable)?;
+                sp.commit().map_err(unavailable)?;
+                return Ok(None);
+            }
+        };
         // A bug in one write must not take the writer thread, and every later write, with it.
         let processor = self.processor.as_ref();
         let now = self.clock.now();
@@ -434,6 +500,7 @@ impl Writer {
             }
             Err(error) => {
                 if let StoreError::Unavailable(_) = error {
+                    self.broken = true;
                     tracing::error!(%error, "write failed and was rolled back");
                 }
                 // Dropping the savepoint rolls it back.
