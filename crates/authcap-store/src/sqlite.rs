@@ -44,7 +44,7 @@ type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
 
 /// What the writer thread is asked to do.
 enum Work {
-    Job(Job),
+    Job(Box<Job>),
     /// Commit a heartbeat, to learn whether writes succeed right now.
     Probe,
 }
@@ -119,7 +119,7 @@ impl SqliteStore {
     }
 
     pub async fn execute(&self, job: Job) -> Result<Option<Executed>, StoreError> {
-        self.send(Work::Job(job)).await
+        self.send(Work::Job(Box::new(job))).await
     }
 
     /// Whether a write can be committed right now: commits a heartbeat through the writer.
@@ -478,7 +478,7 @@ impl Writer {
     fn execute_one(&mut self, work: Work) -> Result<Option<Executed>, StoreError> {
         let sp = self.conn.savepoint().map_err(unavailable)?;
         let job = match work {
-            Work::Job(job) => job,
+            Work::Job(job) => *job,
             Work::Probe => {
                 let now = self.clock.now().millis().to_string();
                 sp.execute(PROBE, [now]).map_err(unavailable)?;
