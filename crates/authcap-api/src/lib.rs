@@ -57,8 +57,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub credentials: credentials::Resolver,
     pub server_secret: credentials::ServerSecret,
-    readiness: Arc<tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>>,
+    readiness: Arc<tokio::sync::Mutex<Option<Probed>>>,
 }
+
+/// When writes were last probed, and what came of it.
+type Probed = (Instant, Result<(), String>);
 
 impl AppState {
     pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
