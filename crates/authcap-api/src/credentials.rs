@@ -142,11 +142,18 @@ pub async fn create_merchant(
 /// How many resolved credentials are remembered; past it the memory starts over.
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
-/// Resolves credentials to merchants, remembering hits: credentials never change once issued.
+/// How long a credential found in no merchant's hands is remembered as unknown: long enough
+/// that guessing costs no database read per guess, short enough that a merchant created
+/// meanwhile (by another process) is soon recognized.
+const UNKNOWN_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Resolves credentials to merchants, remembering hits (credentials never change once issued)
+/// and, briefly, misses.
 #[derive(Clone)]
 pub struct Resolver {
     store: Store,
     known: Arc<RwLock<HashMap<(CredentialKind, String), String>>>,
+    unknown: Arc<RwLock<HashMap<(CredentialKind, String), std::time::Instant>>>,
     merchants: Arc<RwLock<std::collections::HashSet<String>>>,
 }
 
@@ -155,6 +162,7 @@ impl Resolver {
         Resolver {
             store,
             known: Arc::default(),
+            unknown: Arc::default(),
             merchants: Arc::default(),
         }
     }
@@ -195,10 +203,30 @@ impl Resolver {
         {
             return Ok(Some(merchant.clone()));
         }
+        let missed_lately = self
+            .unknown
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&slot)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_REMEMBERED);
+        if missed_lately {
+            return Ok(None);
+        }
         let found = self
             .store
             .merchant_by_credential(kind, slot.1.clone())
             .await?;
+        if found.is_none() {
+            let mut unknown = self.unknown.write().unwrap_or_else(|p| p.into_inner());
+            if unknown.len() >= CREDENTIAL_CACHE_MAX {
+                unknown.retain(|_, at| at.elapsed() < UNKNOWN_REMEMBERED);
+                if unknown.len() >= CREDENTIAL_CACHE_MAX {
+                    unknown.clear();
+                }
+            }
+            unknown.insert(slot, std::time::Instant::now());
+            return Ok(None);
+        }
         if let Some(merchant) = &found {
             let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
             if known.len() >= CREDENTIAL_CACHE_MAX {

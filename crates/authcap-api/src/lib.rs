@@ -8,6 +8,7 @@
 //! [`authcap_store::Operation`] and render the outcome in their own shape, including errors.
 
 pub mod credentials;
+pub mod limits;
 pub mod mercadopago;
 pub mod multisafepay;
 pub mod native;
@@ -38,6 +39,9 @@ pub struct Config {
     pub pipwave_timestamp_window: Duration,
     /// How many connections are served at once, and how long each may take to send a request.
     pub connections: server::ConnectionLimits,
+    /// Failed authentications (401/403) allowed per client address and minute; past them the
+    /// client is answered 429 until the minute ends.
+    pub failed_authentications_per_minute: u32,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             pipwave_timestamp_window: Duration::from_secs(300),
             connections: server::ConnectionLimits::default(),
+            failed_authentications_per_minute: limits::FAILURES_PER_WINDOW,
         }
     }
 }
@@ -58,6 +63,7 @@ pub struct AppState {
     pub credentials: credentials::Resolver,
     pub server_secret: credentials::ServerSecret,
     readiness: Arc<tokio::sync::Mutex<Option<Probed>>>,
+    failed_authentications: limits::FailedAuthentications,
 }
 
 /// When writes were last probed, and what came of it.
@@ -67,6 +73,9 @@ impl AppState {
     pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
         AppState {
             credentials: credentials::Resolver::new(store.clone()),
+            failed_authentications: limits::FailedAuthentications::new(
+                config.failed_authentications_per_minute,
+            ),
             store,
             config: Arc::new(config),
             server_secret,
@@ -100,6 +109,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(health))
         .route("/readyz", axum::routing::get(health))
         .fallback(native::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_failed_authentications,
+        ))
         .layer(axum::middleware::from_fn(require_host))
         .layer(axum::middleware::from_fn(retry_after))
         .layer(axum::middleware::from_fn(log_request))

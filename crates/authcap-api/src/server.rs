@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tower_service::Service;
 
 /// Descriptors kept for everything but client connections: the database (SQLite's writer and
 /// readers, or the PostgreSQL pool), the listener, logs.
@@ -104,8 +107,8 @@ pub async fn run(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of descriptors (or a connection reset before accept): wait for some to
                 // free up instead of spinning.
@@ -115,7 +118,13 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers see who is calling (limits on failed authentication are per client).
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            async move { router.call(request).await }
+        });
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _slot = slot;

@@ -79,6 +79,11 @@ enum Command {
         /// included, before it is closed.
         #[arg(long, env = "AUTHCAP_HEADER_READ_TIMEOUT", default_value = "15s", value_parser = bounded_duration)]
         header_read_timeout: Duration,
+        /// Failed authentications allowed per client address and minute; past them the client
+        /// is answered 429 until the minute ends.
+        #[arg(long, env = "AUTHCAP_FAILED_AUTHENTICATIONS_PER_MINUTE", default_value_t = 30,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        failed_authentications_per_minute: u32,
     },
     /// Manage merchants.
     Merchant {
@@ -168,6 +173,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             pipwave_timestamp_window,
             connections_max,
             header_read_timeout,
+            failed_authentications_per_minute,
             ..
         } => {
             // A signed Pipwave request replayed after its idempotency record is pruned would run
@@ -195,6 +201,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 idempotency_ttl,
                 pipwave_timestamp_window,
                 connections,
+                failed_authentications_per_minute,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

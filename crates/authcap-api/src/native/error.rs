@@ -31,6 +31,8 @@ pub enum Problem {
     },
     Unavailable,
     Overloaded,
+    /// Too many failed authentications from this client lately.
+    TooManyFailedAuthentications,
 }
 
 #[derive(Serialize)]
@@ -138,6 +140,13 @@ impl Problem {
                     "processor_error" => "the processor failed to authorize the payment".into(),
                     _ => "the card was declined".into(),
                 },
+            ),
+            TooManyFailedAuthentications => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_authentications",
+                "Too many failed authentications",
+                "too many failed authentications from this address lately; retry after `Retry-After`"
+                    .into(),
             ),
             Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -429,3 +429,42 @@ async fn sqlite_that_cannot_be_written_says_so_and_recovers_by_itself() {
     );
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn guessing_credentials_is_limited_per_client() {
+    let Some(app) = TestApp::spawn_with(authcap_api::Config {
+        failed_authentications_per_minute: 5,
+        ..authcap_api::Config::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let guess = |n: u32| {
+        app.client
+            .get(app.url("/v1/orders"))
+            .bearer_auth(format!("sk_guess{n}"))
+            .send()
+    };
+    for n in 0..5 {
+        assert_eq!(guess(n).await.unwrap().status(), 401);
+    }
+    // Every dialect is closed to this client now, good credentials included, until the
+    // minute ends.
+    let limited = guess(5).await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(
+        json_of(limited).await["code"],
+        "too_many_failed_authentications"
+    );
+    assert_eq!(app.get("/v1/orders").await.status(), 429);
+    let pipwave = app
+        .client
+        .post(app.url("/pipwave/payment"))
+        .body("action=requery")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pipwave.status(), 429);
+}
