@@ -15,6 +15,7 @@ pub enum Backend {
 mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod conformance;
+    mod crash;
     mod events;
     mod hardening;
     mod ledger;
@@ -30,6 +31,7 @@ mod sqlite {
 mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod conformance;
+    mod crash;
     mod events;
     mod hardening;
     mod ledger;

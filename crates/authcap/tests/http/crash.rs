@@ -1,0 +1,186 @@
+//! `kill -9` in the middle of a stream of captures, several times: every acknowledged capture
+//! is there afterwards, no retried key executes twice, and `authcap check` finds the ledger
+//! whole.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use authcap_api::credentials::{self, ServerSecret};
+use authcap_core::Simulator;
+use authcap_store::Store;
+use reqwest::Client;
+use serde_json::{Value, json};
+
+use super::support::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_authcap");
+const ROUNDS: usize = 3;
+const STREAMS: usize = 8;
+
+/// The node, killed when the test ends however it ends.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `authcap serve` on the database and waits for its address.
+fn start(database: &str) -> (Node, String) {
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+        .env("AUTHCAP_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start authcap serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("authcap serve exited early").unwrap();
+        if let Some(base) = line.strip_prefix("listening on ") {
+            break base.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Node(child), base)
+}
+
+async fn capture(client: &Client, base: &str, secret: &str, id: &str, key: &str) -> Option<Value> {
+    let response = client
+        .post(format!("{base}/v1/orders/{id}/captures"))
+        .bearer_auth(secret)
+        .header("Idempotency-Key", key)
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 201 {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_captures_survive_kill_9() {
+    let Some(database) = TestDatabase::new().await.map(Arc::new) else {
+        return;
+    };
+    let merchant = {
+        let store = Store::open(&database.url, Arc::new(Simulator))
+            .await
+            .unwrap();
+        let secret = ServerSecret::load(&store, None).await.unwrap();
+        credentials::create_merchant(&store, &secret, "Crash")
+            .await
+            .unwrap()
+    };
+    let secret = merchant.secret_key.clone();
+    let client = Client::new();
+    let mut id = String::new();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut sent: Vec<String> = Vec::new();
+    for round in 0..ROUNDS {
+        let (node, base) = start(&database.url);
+        if round == 0 {
+            let order: Value = client
+                .post(format!("{base}/v1/orders"))
+                .bearer_auth(&secret)
+                .json(&order_body("crash", 10_000_000, APPROVE))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            id = order["id"].as_str().unwrap().to_owned();
+        }
+        // Streams of captures, each under its own key, until the node dies under them.
+        let streams: Vec<_> = (0..STREAMS)
+            .map(|stream| {
+                let (client, base, secret, id) =
+                    (client.clone(), base.clone(), secret.clone(), id.clone());
+                tokio::spawn(async move {
+                    let mut sent = Vec::new();
+                    let mut acknowledged = Vec::new();
+                    for n in 0.. {
+                        let key = format!("r{round}-s{stream}-{n}");
+                        sent.push(key.clone());
+                        match capture(&client, &base, &secret, &id, &key).await {
+                            Some(_) => acknowledged.push(key),
+                            None => break,
+                        }
+                    }
+                    (sent, acknowledged)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(node); // SIGKILL, then reap.
+        for stream in streams {
+            let (stream_sent, stream_acknowledged) = stream.await.unwrap();
+            sent.extend(stream_sent);
+            acknowledged.extend(stream_acknowledged);
+        }
+    }
+    assert!(acknowledged.len() > ROUNDS * STREAMS, "the streams ran");
+    eprintln!(
+        "crash figures: {} captures acknowledged of {} sent across {ROUNDS} kill -9",
+        acknowledged.len(),
+        sent.len()
+    );
+
+    // After the last kill: every acknowledged key replays its capture; every key at all,
+    // retried, executes at most once.
+    let (_node, base) = start(&database.url);
+    for key in &acknowledged {
+        let response = client
+            .post(format!("{base}/v1/orders/{id}/captures"))
+            .bearer_auth(&secret)
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{key} was acknowledged");
+        assert_eq!(
+            response.headers()["idempotent-replayed"],
+            "true",
+            "{key} was lost"
+        );
+    }
+    for key in &sent {
+        assert!(
+            capture(&client, &base, &secret, &id, key).await.is_some(),
+            "{key}"
+        );
+    }
+    let order: Value = client
+        .get(format!("{base}/v1/orders/{id}"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        order["captured_amount"],
+        sent.len(),
+        "each key captured exactly once"
+    );
+    assert_eq!(order["captures"].as_array().unwrap().len(), sent.len());
+    let check = Command::new(BINARY)
+        .args(["check", "--database", &database.url])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "authcap check: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
