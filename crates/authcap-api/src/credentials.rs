@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use authcap_store::{CredentialKind, NewMerchant, Store, StoreError};
+use authcap_store::{Credential, CredentialKind, NewMerchant, Store, StoreError};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -37,8 +38,10 @@ impl ServerSecret {
         ServerSecret(Arc::new(bytes))
     }
 
-    /// The secret configured in the environment, or the one generated and kept in the database
-    /// on first start.
+    /// The secret configured (environment or file), or the one generated and kept in the
+    /// database on first start. A configured secret is never stored: one the database kept
+    /// from before is removed when it is the same, and refused when it differs (every derived
+    /// secret and signing key would change).
     pub async fn load(
         store: &Store,
         configured: Option<String>,
@@ -46,13 +49,29 @@ impl ServerSecret {
         let text = match configured {
             Some(text) if text.len() < SERVER_SECRET_BYTES_MIN => {
                 return Err(StoreError::Unavailable(format!(
-                    "AUTHCAP_SERVER_SECRET must be at least {SERVER_SECRET_BYTES_MIN} bytes"
+                    "the server secret must be at least {SERVER_SECRET_BYTES_MIN} bytes"
                 )));
             }
-            Some(text) => text,
+            Some(text) => {
+                if let Some(stored) = store.stored_setting(SERVER_SECRET_SETTING).await? {
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                        stored.as_bytes(),
+                        text.as_bytes(),
+                    )) {
+                        return Err(StoreError::Unavailable(
+                            "the database keeps a different server secret: configure that one \
+                             (or remove it from the database to start anew: every derived \
+                             secret changes)"
+                                .into(),
+                        ));
+                    }
+                    store.forget_setting(SERVER_SECRET_SETTING).await?;
+                }
+                text
+            }
             None => {
                 store
-                    .setting("server_secret", || random_text(HEX, 64))
+                    .setting(SERVER_SECRET_SETTING, || random_text(HEX, 64))
                     .await?
             }
         };
@@ -66,10 +85,18 @@ impl ServerSecret {
         mac.finalize().into_bytes().to_vec()
     }
 
-    pub fn pipwave_api_secret(&self, merchant_id: &str) -> String {
-        hex::encode(&self.derive(&format!("pipwave-api-secret:{merchant_id}"))[..16])
+    /// The Pipwave `api_secret` of a merchant's API key of `generation` (0: as first issued).
+    pub fn pipwave_api_secret(&self, merchant_id: &str, generation: i64) -> String {
+        let purpose = match generation {
+            0 => format!("pipwave-api-secret:{merchant_id}"),
+            n => format!("pipwave-api-secret:{merchant_id}:{n}"),
+        };
+        hex::encode(&self.derive(&purpose)[..16])
     }
 }
+
+/// Where the generated server secret is kept when none is configured.
+const SERVER_SECRET_SETTING: &str = "server_secret";
 
 pub fn hash(secret: &str) -> String {
     sha256_hex(&[secret.as_bytes()])
@@ -89,14 +116,18 @@ pub struct IssuedCredentials {
     pub pipwave_api_secret: String,
 }
 
-pub async fn create_merchant(
-    store: &Store,
-    server_secret: &ServerSecret,
-    name: &str,
-) -> Result<IssuedCredentials, StoreError> {
-    let merchant_id = new_id("mer_");
-    let issued = IssuedCredentials {
-        name: name.to_owned(),
+/// Fresh random credentials of every kind (the Pipwave secret is derived, not drawn).
+struct Fresh {
+    secret_key: String,
+    multisafepay_api_key: String,
+    mercadopago_access_token: String,
+    optty_client_id: String,
+    optty_client_secret: String,
+    pipwave_api_key: String,
+}
+
+fn fresh_credentials() -> Fresh {
+    Fresh {
         secret_key: format!("sk_{}", random_text(ALNUM, 40)),
         multisafepay_api_key: random_text(HEX, 40),
         mercadopago_access_token: format!(
@@ -109,7 +140,25 @@ pub async fn create_merchant(
         optty_client_id: random_text(ALNUM, 26),
         optty_client_secret: random_text(ALNUM, 48),
         pipwave_api_key: random_text(ALNUM, 32),
-        pipwave_api_secret: server_secret.pipwave_api_secret(&merchant_id),
+    }
+}
+
+pub async fn create_merchant(
+    store: &Store,
+    server_secret: &ServerSecret,
+    name: &str,
+) -> Result<IssuedCredentials, StoreError> {
+    let merchant_id = new_id("mer_");
+    let fresh = fresh_credentials();
+    let issued = IssuedCredentials {
+        name: name.to_owned(),
+        secret_key: fresh.secret_key,
+        multisafepay_api_key: fresh.multisafepay_api_key,
+        mercadopago_access_token: fresh.mercadopago_access_token,
+        optty_client_id: fresh.optty_client_id,
+        optty_client_secret: fresh.optty_client_secret,
+        pipwave_api_key: fresh.pipwave_api_key,
+        pipwave_api_secret: server_secret.pipwave_api_secret(&merchant_id, 0),
         merchant_id,
     };
     let credential_hashes = vec![
@@ -142,98 +191,217 @@ pub async fn create_merchant(
 /// How many resolved credentials are remembered; past it the memory starts over.
 const CREDENTIAL_CACHE_MAX: usize = 10_000;
 
-/// How long a credential found in no merchant's hands is remembered as unknown: long enough
-/// that guessing costs no database read per guess, short enough that a merchant created
-/// meanwhile (by another process) is soon recognized.
-const UNKNOWN_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long what was learnt about a credential is believed: long enough that requests (and
+/// guesses) cost no database read each, short enough that a rotation or a revocation made by
+/// another process is seen within it.
+const REMEMBERED: Duration = Duration::from_secs(2);
 
-/// Resolves credentials to merchants, remembering hits (credentials never change once issued)
-/// and, briefly, misses.
+/// A bounded memory of recent answers, each believed for [`REMEMBERED`].
+struct Recent<K, V>(RwLock<HashMap<K, (Instant, V)>>);
+
+impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
+    fn new() -> Recent<K, V> {
+        Recent(RwLock::new(HashMap::new()))
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let (at, value) = entries.get(key)?;
+        (at.elapsed() < REMEMBERED).then(|| value.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut entries = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CREDENTIAL_CACHE_MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
+            if entries.len() >= CREDENTIAL_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+}
+
+/// Resolves credentials to merchants, remembering recent answers, found or not.
 #[derive(Clone)]
 pub struct Resolver {
     store: Store,
-    known: Arc<RwLock<HashMap<(CredentialKind, String), String>>>,
-    unknown: Arc<RwLock<HashMap<(CredentialKind, String), std::time::Instant>>>,
-    merchants: Arc<RwLock<std::collections::HashSet<String>>>,
+    credentials: Arc<Recent<(CredentialKind, String), Option<Credential>>>,
+    generations: Arc<Recent<(String, CredentialKind, i64), bool>>,
 }
 
 impl Resolver {
     pub fn new(store: Store) -> Resolver {
         Resolver {
             store,
-            known: Arc::default(),
-            unknown: Arc::default(),
-            merchants: Arc::default(),
+            credentials: Arc::new(Recent::new()),
+            generations: Arc::new(Recent::new()),
         }
     }
 
-    /// Whether a merchant with this id exists (merchants are never deleted, so a yes is kept).
-    pub async fn merchant_exists(&self, merchant_id: &str) -> Result<bool, StoreError> {
-        if self
-            .merchants
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(merchant_id)
-        {
-            return Ok(true);
+    /// The working credential `secret` is, as a credential of `kind`.
+    pub async fn credential(
+        &self,
+        kind: CredentialKind,
+        secret: &str,
+    ) -> Result<Option<Credential>, StoreError> {
+        let slot = (kind, hash(secret));
+        if let Some(known) = self.credentials.get(&slot) {
+            return Ok(known);
         }
-        let exists = self.store.merchant_exists(merchant_id).await?;
-        if exists {
-            let mut merchants = self.merchants.write().unwrap_or_else(|p| p.into_inner());
-            if merchants.len() >= CREDENTIAL_CACHE_MAX {
-                merchants.clear();
-            }
-            merchants.insert(merchant_id.to_owned());
-        }
-        Ok(exists)
+        let found = self.store.credential(kind, slot.1.clone()).await?;
+        self.credentials.put(slot, found.clone());
+        Ok(found)
     }
 
-    /// The merchant that owns `secret` as a credential of `kind`.
+    /// The merchant that owns `secret` as a working credential of `kind`.
     pub async fn merchant(
         &self,
         kind: CredentialKind,
         secret: &str,
     ) -> Result<Option<String>, StoreError> {
-        let slot = (kind, hash(secret));
-        if let Some(merchant) = self
-            .known
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&slot)
-        {
-            return Ok(Some(merchant.clone()));
-        }
-        let missed_lately = self
-            .unknown
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&slot)
-            .is_some_and(|at| at.elapsed() < UNKNOWN_REMEMBERED);
-        if missed_lately {
-            return Ok(None);
-        }
-        let found = self
-            .store
-            .merchant_by_credential(kind, slot.1.clone())
-            .await?;
-        if found.is_none() {
-            let mut unknown = self.unknown.write().unwrap_or_else(|p| p.into_inner());
-            if unknown.len() >= CREDENTIAL_CACHE_MAX {
-                unknown.retain(|_, at| at.elapsed() < UNKNOWN_REMEMBERED);
-                if unknown.len() >= CREDENTIAL_CACHE_MAX {
-                    unknown.clear();
-                }
-            }
-            unknown.insert(slot, std::time::Instant::now());
-            return Ok(None);
-        }
-        if let Some(merchant) = &found {
-            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-            if known.len() >= CREDENTIAL_CACHE_MAX {
-                known.clear();
-            }
-            known.insert(slot, merchant.clone());
-        }
-        Ok(found)
+        Ok(self
+            .credential(kind, secret)
+            .await?
+            .map(|credential| credential.merchant_id))
     }
+
+    /// Whether the merchant still has working credentials of `kind` from `generation` (a
+    /// token issued for them is void once they are rotated out).
+    pub async fn generation_works(
+        &self,
+        merchant_id: &str,
+        kind: CredentialKind,
+        generation: i64,
+    ) -> Result<bool, StoreError> {
+        let slot = (merchant_id.to_owned(), kind, generation);
+        if let Some(known) = self.generations.get(&slot) {
+            return Ok(known);
+        }
+        let works = self
+            .store
+            .generation_works(merchant_id, kind, generation)
+            .await?;
+        self.generations.put(slot, works);
+        Ok(works)
+    }
+}
+
+/// The dialects whose credentials can be rotated one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialSet {
+    Native,
+    Multisafepay,
+    Mercadopago,
+    Optty,
+    Pipwave,
+}
+
+impl CredentialSet {
+    pub const ALL: [CredentialSet; 5] = [
+        CredentialSet::Native,
+        CredentialSet::Multisafepay,
+        CredentialSet::Mercadopago,
+        CredentialSet::Optty,
+        CredentialSet::Pipwave,
+    ];
+
+    pub fn parse(name: &str) -> Option<CredentialSet> {
+        match name {
+            "native" => Some(CredentialSet::Native),
+            "multisafepay" => Some(CredentialSet::Multisafepay),
+            "mercadopago" => Some(CredentialSet::Mercadopago),
+            "optty" => Some(CredentialSet::Optty),
+            "pipwave" => Some(CredentialSet::Pipwave),
+            _ => None,
+        }
+    }
+}
+
+/// New credentials, shown once; only the rotated ones are present.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RotatedCredentials {
+    pub merchant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multisafepay_api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mercadopago_access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optty_client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optty_client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipwave_api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipwave_api_secret: Option<String>,
+}
+
+/// Issues new credentials for `sets` (every dialect when empty); the old ones stop working
+/// after `grace` (at once when zero). `None` when there is no such merchant.
+pub async fn rotate(
+    store: &Store,
+    server_secret: &ServerSecret,
+    merchant_id: &str,
+    sets: &[CredentialSet],
+    grace: Duration,
+) -> Result<Option<RotatedCredentials>, StoreError> {
+    let sets = if sets.is_empty() {
+        &CredentialSet::ALL[..]
+    } else {
+        sets
+    };
+    let fresh = fresh_credentials();
+    let mut rotated = RotatedCredentials {
+        merchant_id: merchant_id.to_owned(),
+        ..RotatedCredentials::default()
+    };
+    let mut hashes = Vec::new();
+    for set in sets {
+        match set {
+            CredentialSet::Native => {
+                hashes.push((crate::native::SECRET_KEY, hash(&fresh.secret_key)));
+                rotated.secret_key = Some(fresh.secret_key.clone());
+            }
+            CredentialSet::Multisafepay => {
+                hashes.push((
+                    crate::multisafepay::API_KEY,
+                    hash(&fresh.multisafepay_api_key),
+                ));
+                rotated.multisafepay_api_key = Some(fresh.multisafepay_api_key.clone());
+            }
+            CredentialSet::Mercadopago => {
+                let token = &fresh.mercadopago_access_token;
+                hashes.push((crate::mercadopago::ACCESS_TOKEN, hash(token)));
+                rotated.mercadopago_access_token = Some(token.clone());
+            }
+            CredentialSet::Optty => {
+                hashes.push((crate::optty::CLIENT_ID, hash(&fresh.optty_client_id)));
+                hashes.push((
+                    crate::optty::CLIENT_SECRET,
+                    hash(&fresh.optty_client_secret),
+                ));
+                rotated.optty_client_id = Some(fresh.optty_client_id.clone());
+                rotated.optty_client_secret = Some(fresh.optty_client_secret.clone());
+            }
+            CredentialSet::Pipwave => {
+                hashes.push((crate::pipwave::API_KEY, hash(&fresh.pipwave_api_key)));
+                rotated.pipwave_api_key = Some(fresh.pipwave_api_key.clone());
+            }
+        }
+    }
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let retire_at = store.now().plus_millis(grace_ms);
+    let Some(generation) = store
+        .rotate_credentials(merchant_id, hashes, retire_at)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if rotated.pipwave_api_key.is_some() {
+        rotated.pipwave_api_secret =
+            Some(server_secret.pipwave_api_secret(merchant_id, generation));
+    }
+    Ok(Some(rotated))
 }

@@ -300,6 +300,24 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// A merchant's credential as resolved: whose it is, and the generation it was issued in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub merchant_id: String,
+    pub generation: i64,
+}
+
+/// A merchant as `authcap merchant list` shows it.
+#[derive(Clone, Debug)]
+pub struct MerchantSummary {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    /// Each credential kind, its generation, and when it stops working (`None`: until
+    /// rotated).
+    pub credentials: Vec<(String, i64, Option<Timestamp>)>,
+}
+
 /// A merchant to create; credentials arrive hashed, never in clear.
 pub struct NewMerchant {
     pub id: String,
@@ -491,20 +509,57 @@ impl Store {
         dispatch!(self, probe())
     }
 
-    pub async fn merchant_exists(&self, merchant_id: &str) -> Result<bool, StoreError> {
-        if has_nul(merchant_id) {
-            return Ok(false);
-        }
-        dispatch!(self, merchant_exists(merchant_id.to_owned()))
-    }
-
-    /// The merchant owning a credential with this kind and hash.
-    pub async fn merchant_by_credential(
+    /// The merchant owning a credential with this kind and hash, while it works.
+    pub async fn credential(
         &self,
         kind: CredentialKind,
         hash: String,
-    ) -> Result<Option<String>, StoreError> {
-        dispatch!(self, merchant_by_credential(kind, hash))
+    ) -> Result<Option<Credential>, StoreError> {
+        dispatch!(self, credential(kind, hash, self.now()))
+    }
+
+    /// Whether the merchant still has a working credential of this kind and generation.
+    pub async fn generation_works(
+        &self,
+        merchant_id: &str,
+        kind: CredentialKind,
+        generation: i64,
+    ) -> Result<bool, StoreError> {
+        if has_nul(merchant_id) {
+            return Ok(false);
+        }
+        dispatch!(
+            self,
+            generation_works(merchant_id.to_owned(), kind, generation, self.now())
+        )
+    }
+
+    /// Replaces the merchant's credentials of the given kinds with `new` ones (a new
+    /// generation); the old ones stop working at `retire_at` (now, or after a grace period).
+    /// Returns the new generation, or `None` when there is no such merchant.
+    pub async fn rotate_credentials(
+        &self,
+        merchant_id: &str,
+        new: Vec<(CredentialKind, String)>,
+        retire_at: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        if has_nul(merchant_id) {
+            return Ok(None);
+        }
+        dispatch!(
+            self,
+            rotate_credentials(merchant_id.to_owned(), new, retire_at)
+        )
+    }
+
+    /// Every merchant, oldest first, with its credentials' generations.
+    pub async fn merchants(&self) -> Result<Vec<MerchantSummary>, StoreError> {
+        dispatch!(self, merchants())
+    }
+
+    /// Forgets a setting (a server secret moved out of the database).
+    pub async fn forget_setting(&self, name: &str) -> Result<(), StoreError> {
+        dispatch!(self, forget_setting(name.to_owned()))
     }
 
     /// A server-wide setting, created with `generate` the first time it is asked for.
@@ -514,6 +569,11 @@ impl Store {
         generate: impl FnOnce() -> String + Send + 'static,
     ) -> Result<String, StoreError> {
         dispatch!(self, setting(name.to_owned(), Box::new(generate)))
+    }
+
+    /// A server-wide setting, if it was ever made.
+    pub async fn stored_setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, stored_setting(name.to_owned()))
     }
 
     /// Every order whose totals disagree with its ledger or break an invariant.

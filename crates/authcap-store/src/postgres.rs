@@ -23,13 +23,15 @@ use crate::rows::{
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, OrderLocator, OrderRecord,
-    StoreError, StoredEvent, StoredResponse, WriteError, new_id, unavailable,
+    Credential, CredentialKind, Discrepancy, Executed, ListQuery, MerchantSummary, NewMerchant,
+    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, WriteError, new_id,
+    unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
     include_str!("../migrations/postgres/0002_events.sql"),
+    include_str!("../migrations/postgres/0003_credential_lifecycle.sql"),
 ];
 
 /// Any constant works; it only has to be the same on every node.
@@ -460,15 +462,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn merchant_exists(&self, merchant_id: String) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT 1 FROM merchants WHERE id = $1", &[&merchant_id])
-            .await
-            .map_err(Failure::from)?;
-        Ok(row.is_some())
-    }
-
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -478,23 +471,153 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
-    pub async fn merchant_by_credential(
+    pub async fn credential(
         &self,
         kind: CredentialKind,
         hash: String,
-    ) -> Result<Option<String>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<Credential>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT merchant_id FROM merchant_credentials WHERE lookup_hash = $1 AND kind = $2",
+                "SELECT merchant_id, generation FROM merchant_credentials
+                 WHERE lookup_hash = $1 AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
             )
             .await
             .map_err(Failure::from)?;
         let row = client
-            .query_opt(&statement, &[&hash, &kind.as_str()])
+            .query_opt(&statement, &[&hash, &kind.as_str(), &now.millis()])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.map(|r| Credential {
+            merchant_id: r.get(0),
+            generation: r.get(1),
+        }))
+    }
+
+    pub async fn generation_works(
+        &self,
+        merchant_id: String,
+        kind: CredentialKind,
+        generation: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM merchant_credentials WHERE merchant_id = $1 AND kind = $2
+                 AND generation = $3 AND (expires_at IS NULL OR expires_at > $4)",
+                &[&merchant_id, &kind.as_str(), &generation, &now.millis()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.is_some())
+    }
+
+    pub async fn rotate_credentials(
+        &self,
+        merchant_id: String,
+        new: Vec<(CredentialKind, String)>,
+        retire_at: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Failure::from)?;
+        // The merchant's row, locked: rotations of one merchant take turns.
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let generation: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(generation), 0) + 1 FROM merchant_credentials
+                 WHERE merchant_id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(Failure::from)?
+            .get(0);
+        for (kind, hash) in &new {
+            tx.execute(
+                "UPDATE merchant_credentials SET expires_at = $3 WHERE merchant_id = $1
+                 AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
+                &[&merchant_id, &kind.as_str(), &retire_at.millis()],
+            )
+            .await
+            .map_err(Failure::from)?;
+            tx.execute(
+                "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id, generation)
+                 VALUES ($1, $2, $3, $4)",
+                &[hash, &kind.as_str(), &merchant_id, &generation],
+            )
+            .await
+            .map_err(Failure::from)?;
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(Some(generation))
+    }
+
+    pub async fn merchants(&self) -> Result<Vec<MerchantSummary>, StoreError> {
+        let mut client = self.client().await?;
+        let client = snapshot(&mut client).await?;
+        let rows = client
+            .query(
+                "SELECT id, name, created_at FROM merchants ORDER BY created_at, id",
+                &[],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let mut merchants = Vec::new();
+        for row in rows {
+            let id: String = row.get(0);
+            let credentials = client
+                .query(
+                    "SELECT kind, generation, expires_at FROM merchant_credentials
+                     WHERE merchant_id = $1 ORDER BY kind, generation",
+                    &[&id],
+                )
+                .await
+                .map_err(Failure::from)?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        r.get(1),
+                        r.get::<_, Option<i64>>(2).map(Timestamp),
+                    )
+                })
+                .collect();
+            merchants.push(MerchantSummary {
+                id,
+                name: row.get(1),
+                created_at: Timestamp(row.get(2)),
+                credentials,
+            });
+        }
+        Ok(merchants)
+    }
+
+    pub async fn stored_setting(&self, name: String) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
             .await
             .map_err(Failure::from)?;
         Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn forget_setting(&self, name: String) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM settings WHERE name = $1", &[&name])
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
     }
 
     pub async fn setting(

@@ -21,8 +21,8 @@ use crate::rows::{
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    CredentialKind, Discrepancy, Executed, ListQuery, NewMerchant, OrderLocator, OrderRecord,
-    StoreError, StoredEvent, StoredResponse, new_id, unavailable,
+    Credential, CredentialKind, Discrepancy, Executed, ListQuery, MerchantSummary, NewMerchant,
+    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, new_id, unavailable,
 };
 
 /// How many queued writes share one commit at most.
@@ -38,6 +38,7 @@ const READERS_MAX: usize = 16;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_events.sql"),
+    include_str!("../migrations/sqlite/0003_credential_lifecycle.sql"),
 ];
 
 type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
@@ -265,30 +266,139 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn merchant_exists(&self, merchant_id: String) -> Result<bool, StoreError> {
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT 1 FROM merchants WHERE id = ?1")?
-                .exists([merchant_id])
-        })
-        .await
-    }
-
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
         self.read(|conn| conn.query_row("SELECT count(*) FROM merchants", [], |r| r.get(0)))
             .await
     }
 
-    pub async fn merchant_by_credential(
+    pub async fn credential(
         &self,
         kind: CredentialKind,
         hash: String,
-    ) -> Result<Option<String>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<Credential>, StoreError> {
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT merchant_id FROM merchant_credentials WHERE lookup_hash = ?1 AND kind = ?2",
+                "SELECT merchant_id, generation FROM merchant_credentials
+                 WHERE lookup_hash = ?1 AND kind = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
             )?
-            .query_row(params![hash, kind.as_str()], |r| r.get(0))
+            .query_row(params![hash, kind.as_str(), now.millis()], |r| {
+                Ok(Credential {
+                    merchant_id: r.get(0)?,
+                    generation: r.get(1)?,
+                })
+            })
             .optional()
+        })
+        .await
+    }
+
+    pub async fn generation_works(
+        &self,
+        merchant_id: String,
+        kind: CredentialKind,
+        generation: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT 1 FROM merchant_credentials WHERE merchant_id = ?1 AND kind = ?2
+                 AND generation = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+            )?
+            .exists(params![
+                merchant_id,
+                kind.as_str(),
+                generation,
+                now.millis()
+            ])
+        })
+        .await
+    }
+
+    pub async fn rotate_credentials(
+        &self,
+        merchant_id: String,
+        new: Vec<(CredentialKind, String)>,
+        retire_at: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write_direct(move |tx| {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM merchants WHERE id = ?1")?
+                .exists([&merchant_id])?;
+            if !exists {
+                return Ok(None);
+            }
+            let generation: i64 = tx.query_row(
+                "SELECT coalesce(max(generation), 0) + 1 FROM merchant_credentials
+                 WHERE merchant_id = ?1",
+                [&merchant_id],
+                |r| r.get(0),
+            )?;
+            for (kind, hash) in &new {
+                tx.execute(
+                    "UPDATE merchant_credentials SET expires_at = ?3 WHERE merchant_id = ?1
+                     AND kind = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                    params![merchant_id, kind.as_str(), retire_at.millis()],
+                )?;
+                tx.execute(
+                    "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id, generation)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![hash, kind.as_str(), merchant_id, generation],
+                )?;
+            }
+            Ok(Some(generation))
+        })
+        .await
+    }
+
+    pub async fn merchants(&self) -> Result<Vec<MerchantSummary>, StoreError> {
+        self.read(|conn| {
+            let mut merchants = Vec::new();
+            let mut statement =
+                conn.prepare("SELECT id, name, created_at FROM merchants ORDER BY created_at, id")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                merchants.push(MerchantSummary {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    created_at: Timestamp(row.get(2)?),
+                    credentials: Vec::new(),
+                });
+            }
+            let mut statement = conn.prepare(
+                "SELECT kind, generation, expires_at FROM merchant_credentials
+                 WHERE merchant_id = ?1 ORDER BY kind, generation",
+            )?;
+            for merchant in &mut merchants {
+                merchant.credentials = statement
+                    .query_map([&merchant.id], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get::<_, Option<i64>>(2)?.map(Timestamp),
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(merchants)
+        })
+        .await
+    }
+
+    pub async fn stored_setting(&self, name: String) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn forget_setting(&self, name: String) -> Result<(), StoreError> {
+        self.write_direct(move |tx| {
+            tx.execute("DELETE FROM settings WHERE name = ?1", [name])?;
+            Ok(())
         })
         .await
     }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authcap_api::credentials::{self, IssuedCredentials, ServerSecret};
+use authcap_api::credentials::{self, CredentialSet, IssuedCredentials, ServerSecret};
 use authcap_api::server::ConnectionLimits;
+use authcap_api::wire::rfc3339;
 use authcap_api::{AppState, Config};
 use authcap_core::Simulator;
 use authcap_store::{PoolSettings, Store, SystemClock};
@@ -48,6 +49,13 @@ struct Cli {
     #[arg(long, global = true, env = "AUTHCAP_DATABASE_POOL_WAIT", default_value = "5s",
           value_parser = bounded_duration)]
     database_pool_wait: Duration,
+
+    /// A file holding the server secret (≥ 32 bytes; surrounding white space is ignored):
+    /// the production setting, so that nothing secret is stored in the database. The secret
+    /// may instead be given in `AUTHCAP_SERVER_SECRET`. Without either, one is generated and
+    /// kept in the database.
+    #[arg(long, global = true, env = "AUTHCAP_SERVER_SECRET_FILE")]
+    server_secret_file: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -104,6 +112,51 @@ enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List the merchants and the generations of their credentials (never the credentials).
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue new credentials and retire the old ones (at once, or after `--grace`).
+    RotateCredentials {
+        /// The merchant (`mer_…`).
+        #[arg(long)]
+        merchant: String,
+        /// Only this dialect's credentials: native, multisafepay, mercadopago, optty, pipwave
+        /// (repeatable). Without it, all of them.
+        #[arg(long, value_parser = parse_credential_set)]
+        dialect: Vec<CredentialSet>,
+        /// How long the old credentials keep working, e.g. `1h`. Default: they stop at once.
+        #[arg(long, default_value = "0s", value_parser = bounded_duration)]
+        grace: Duration,
+        /// Print the new credentials as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The server secret from `--server-secret-file` or `AUTHCAP_SERVER_SECRET`, if configured.
+fn configured_server_secret(cli: &Cli) -> Result<Option<String>, Error> {
+    let from_env = std::env::var("AUTHCAP_SERVER_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match (&cli.server_secret_file, from_env) {
+        (Some(_), Some(_)) => {
+            Err("set either --server-secret-file or AUTHCAP_SERVER_SECRET, not both".into())
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(Some(text.trim().to_owned()))
+        }
+        (None, from_env) => Ok(from_env),
+    }
+}
+
+fn parse_credential_set(text: &str) -> Result<CredentialSet, String> {
+    CredentialSet::parse(text)
+        .ok_or_else(|| "one of native, multisafepay, mercadopago, optty, pipwave".to_owned())
 }
 
 /// Durations are bounded so that every deadline derived from them stays a valid timestamp.
@@ -163,8 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
     };
     let clock = Arc::new(SystemClock);
     let store = Store::open_with(&cli.database, Arc::new(Simulator), pool, clock).await?;
-    let server_secret =
-        ServerSecret::load(&store, std::env::var("AUTHCAP_SERVER_SECRET").ok()).await?;
+    let server_secret = ServerSecret::load(&store, configured_server_secret(&cli)?).await?;
     match cli.command {
         Command::Serve {
             listen,
@@ -219,6 +271,61 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             print_credentials(&issued, json);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Merchant {
+            command: MerchantCommand::List { json },
+        } => {
+            let merchants = store.merchants().await?;
+            let now = store.now();
+            if json {
+                let list: Vec<_> = merchants.iter().map(|m| merchant_json(m, now)).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                for m in &merchants {
+                    println!("{}  {}  created {}", m.id, m.name, rfc3339(m.created_at));
+                    for (kind, generation, expires) in &m.credentials {
+                        let state = match expires {
+                            None => "works".to_owned(),
+                            Some(at) if *at > now => format!("works until {}", rfc3339(*at)),
+                            Some(at) => format!("retired {}", rfc3339(*at)),
+                        };
+                        println!("    {kind:<26} generation {generation:<3} {state}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merchant {
+            command:
+                MerchantCommand::RotateCredentials {
+                    merchant,
+                    dialect,
+                    grace,
+                    json,
+                },
+        } => {
+            let Some(rotated) =
+                credentials::rotate(&store, &server_secret, &merchant, &dialect, grace).await?
+            else {
+                eprintln!("no merchant {merchant}");
+                return Ok(ExitCode::FAILURE);
+            };
+            let value = serde_json::to_value(&rotated).unwrap_or_default();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            } else if let Some(fields) = value.as_object() {
+                println!("New credentials (shown once):");
+                for (name, value) in fields {
+                    println!("  {name}: {}", value.as_str().unwrap_or_default());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => {
             let found = store.check().await?;
             if found.is_empty() {
@@ -234,6 +341,30 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn merchant_json(
+    m: &authcap_store::MerchantSummary,
+    now: authcap_core::Timestamp,
+) -> serde_json::Value {
+    let credentials: Vec<_> = m
+        .credentials
+        .iter()
+        .map(|(kind, generation, expires)| {
+            serde_json::json!({
+                "kind": kind,
+                "generation": generation,
+                "expires_at": expires.map(rfc3339),
+                "works": expires.is_none_or(|at| at > now),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "merchant_id": m.id,
+        "name": m.name,
+        "created_at": rfc3339(m.created_at),
+        "credentials": credentials,
+    })
 }
 
 fn print_credentials(issued: &IssuedCredentials, json: bool) {

@@ -34,6 +34,10 @@ pub struct Claims {
     /// Not valid before (optional): honoured when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The generation of the client credentials the token was issued for: rotating them out
+    /// voids the token. Tokens issued before rotation existed carry none (generation 0).
+    #[serde(default, rename = "gen")]
+    pub generation: i64,
     pub iss: String,
     pub aud: String,
 }
@@ -58,7 +62,7 @@ fn signing_key(app: &AppState) -> Vec<u8> {
     app.server_secret.derive(KEY_PURPOSE)
 }
 
-pub fn issue(app: &AppState, merchant_id: &str) -> Result<String, OpttyError> {
+pub fn issue(app: &AppState, merchant_id: &str, generation: i64) -> Result<String, OpttyError> {
     let iat = app.store.now().millis() / 1000;
     let claims = Claims {
         sub: merchant_id.to_owned(),
@@ -66,6 +70,7 @@ pub fn issue(app: &AppState, merchant_id: &str) -> Result<String, OpttyError> {
         iat,
         exp: iat + TOKEN_TTL_SECS,
         nbf: None,
+        generation,
         iss: ISSUER.to_owned(),
         aud: AUDIENCE.to_owned(),
     };
@@ -141,11 +146,15 @@ pub async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String,
             "Unauthorized: the access token lacks the scope `api-user`",
         ));
     }
-    // A well-signed token can outlive its merchant (a database started anew under the same
-    // server secret): it then names no one.
-    if !app.credentials.merchant_exists(&data.claims.sub).await? {
+    // A well-signed token can outlive its client credentials (rotated out) or its merchant
+    // (a database started anew under the same server secret): it then stands for no one.
+    let works = app
+        .credentials
+        .generation_works(&data.claims.sub, super::CLIENT_ID, data.claims.generation)
+        .await?;
+    if !works {
         return Err(OpttyError::Unauthorized(
-            "Unauthorized: the access token's merchant does not exist",
+            "Unauthorized: the access token's merchant or client credentials no longer exist",
         ));
     }
     Ok(data.claims.sub)
@@ -208,20 +217,23 @@ pub async fn token(
         .client_secret
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("`client_secret` is required"))?;
-    let by_id = app
-        .credentials
-        .merchant(super::CLIENT_ID, &client_id)
-        .await?;
     let by_secret = app
         .credentials
         .merchant(super::CLIENT_SECRET, &client_secret)
         .await?;
-    let merchant_id = match (by_id, by_secret) {
-        (Some(a), Some(b)) if bool::from(a.as_bytes().ct_eq(b.as_bytes())) => a,
+    let by_id = app
+        .credentials
+        .credential(super::CLIENT_ID, &client_id)
+        .await?;
+    let same_merchant = |a: &str, b: &str| bool::from(a.as_bytes().ct_eq(b.as_bytes()));
+    let (merchant_id, generation) = match (by_id, by_secret) {
+        (Some(id), Some(secret)) if same_merchant(&id.merchant_id, &secret) => {
+            (id.merchant_id, id.generation)
+        }
         _ => return Err(OpttyError::InvalidClient),
     };
     let body = TokenResponse {
-        access_token: issue(&app, &merchant_id)?,
+        access_token: issue(&app, &merchant_id, generation)?,
         expires_in: TOKEN_TTL_SECS,
         token_type: "Bearer",
         scope: SCOPE,

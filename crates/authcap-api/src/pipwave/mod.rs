@@ -227,11 +227,12 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
             "the `x-api-key` header and the `api_key` field differ",
         ));
     }
-    let merchant_id = app
+    let credential = app
         .credentials
-        .merchant(API_KEY, api_key)
+        .credential(API_KEY, api_key)
         .await?
         .ok_or(PwError::ApiKey("no merchant has this api key"))?;
+    let merchant_id = credential.merchant_id;
 
     let action_text = fields
         .non_empty("action")
@@ -269,7 +270,11 @@ async fn verify(app: &AppState, headers: &HeaderMap, fields: Fields) -> Result<V
         "`signature` is required: sha1 over the signed fields sorted by key, with api_secret",
     ))?;
     let pairs = fields.signed(signed);
-    let expected = signature(&pairs, &app.server_secret.pipwave_api_secret(&merchant_id));
+    // The secret goes with the key presented: a rotated key has a new one.
+    let secret = app
+        .server_secret
+        .pipwave_api_secret(&merchant_id, credential.generation);
+    let expected = signature(&pairs, &secret);
     if !bool::from(expected.as_bytes().ct_eq(sent.as_bytes())) {
         return Err(PwError::Signature(
             "sha1 over the signed fields sorted by key, each `key:value`, with api_secret",

@@ -16,6 +16,7 @@ mod sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
     mod conformance;
     mod crash;
+    mod credentials;
     mod events;
     mod hardening;
     mod ledger;
@@ -32,6 +33,7 @@ mod postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     mod conformance;
     mod crash;
+    mod credentials;
     mod events;
     mod hardening;
     mod ledger;
