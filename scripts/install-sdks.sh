@@ -10,6 +10,11 @@ if [ ! -x .sdk/venv/bin/python ]; then
 fi
 .sdk/venv/bin/pip install --quiet --disable-pip-version-check \
   "multisafepay==3.1.0" "requests>=2,<3" "mercadopago==3.6.0"
+# Schemathesis, pinned, in a venv of its own (scripts/schemathesis.sh).
+if [ ! -x .sdk/schemathesis/bin/python ]; then
+  python3 -m venv .sdk/schemathesis
+fi
+.sdk/schemathesis/bin/pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 mkdir -p .sdk/node
 if [ ! -f .sdk/node/package.json ]; then
   echo '{"name":"authcap-sdk-tests","private":true}' > .sdk/node/package.json

@@ -78,6 +78,17 @@ impl Currency {
         self.code.code()
     }
 
+    /// Every currency an amount can be in, by code.
+    pub fn all() -> Vec<Currency> {
+        let letters = b'A'..=b'Z';
+        letters
+            .clone()
+            .flat_map(|a| letters.clone().map(move |b| (a, b)))
+            .flat_map(|(a, b)| (b'A'..=b'Z').map(move |c| [a, b, c]))
+            .filter_map(|code| Currency::parse(std::str::from_utf8(&code).ok()?).ok())
+            .collect()
+    }
+
     /// Digits after the decimal point: JPY 0, EUR 2, KWD 3.
     pub fn exponent(&self) -> u8 {
         self.exponent

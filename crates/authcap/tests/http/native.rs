@@ -736,6 +736,42 @@ async fn openapi_and_health_are_served() {
     )
     .await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    // The document says what the server answers: errors as problem+json, with every status.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["401", "405", "429", "503"] {
+                assert!(responses.contains_key(status), "{method} {path}: {status}");
+            }
+            for (status, response) in responses {
+                if !status.starts_with('2') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    let list = &document["paths"]["/v1/orders"]["get"]["parameters"];
+    let limit = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 100);
+    let capture = &document["paths"]["/v1/orders/{id}/captures"]["post"]["responses"];
+    assert!(capture["402"].is_object() && capture["404"].is_object());
+    assert!(capture["201"]["headers"]["Idempotent-Replayed"].is_object());
+    let codes = &document["components"]["schemas"]["ProblemBody"]["properties"]["code"]["enum"];
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&json!("amount_exceeds_capturable"))
+    );
     assert!(document["paths"]["/v1/orders/{id}/captures"]["post"].is_object());
     assert!(document["components"]["schemas"]["OrderBody"].is_object());
 }
