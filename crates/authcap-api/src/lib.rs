@@ -194,6 +194,9 @@ pub async fn serve(
 /// events. Reads show them at once whatever this is.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often memory freed after a burst of connections is handed back to the system.
+const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How often idempotency keys past their time are forgotten.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -203,10 +206,15 @@ fn spawn_housekeeping(state: AppState) {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune: Option<Instant> = None;
+        let mut last_trim = Instant::now();
         loop {
             tick.tick().await;
             if let Err(error) = state.store.sweep().await {
                 tracing::warn!(%error, "sweep failed");
+            }
+            if last_trim.elapsed() >= MEMORY_TRIM_INTERVAL {
+                last_trim = Instant::now();
+                server::return_free_memory();
             }
             if last_prune.is_some_and(|at| at.elapsed() < PRUNE_INTERVAL) {
                 continue;

@@ -171,6 +171,7 @@ fn bounded_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    authcap_api::server::bound_allocator_arenas();
     let cli = Cli::parse();
     let log_json = matches!(cli.command, Command::Serve { log_json: true, .. });
     init_logging(log_json);
