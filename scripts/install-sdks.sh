@@ -9,7 +9,7 @@ if [ ! -x .sdk/venv/bin/python ]; then
   python3 -m venv .sdk/venv
 fi
 .sdk/venv/bin/pip install --quiet --disable-pip-version-check \
-  "multisafepay==3.1.0" "requests>=2,<3" "mercadopago==3.6.0"
+  "multisafepay==3.1.0" "requests>=2,<3" "mercadopago==3.6.0" "standardwebhooks==1.1.0"
 # Schemathesis, pinned, in a venv of its own (scripts/schemathesis.sh).
 if [ ! -x .sdk/schemathesis/bin/python ]; then
   python3 -m venv .sdk/schemathesis

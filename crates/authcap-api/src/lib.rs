@@ -17,6 +17,7 @@ pub mod optty;
 pub mod pipeline;
 pub mod pipwave;
 pub mod server;
+pub mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -71,6 +72,10 @@ type Probed = (Instant, Result<(), String>);
 
 impl AppState {
     pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
+        // Every event keeps the order as the native API showed it right after.
+        store.set_event_snapshot(Arc::new(|record, at| {
+            serde_json::to_vec(&native::types::OrderBody::of(record, at)).unwrap_or_default()
+        }));
         AppState {
             credentials: credentials::Resolver::new(store.clone()),
             failed_authentications: limits::FailedAuthentications::new(
@@ -186,6 +191,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     spawn_housekeeping(state.clone());
+    webhooks::spawn_worker(state.clone());
     let limits = state.config.connections;
     server::run(listener, router(state), limits, shutdown).await
 }

@@ -58,6 +58,8 @@ const CODES: &[&str] = &[
     "processor_error",
     "capture_declined",
     "order_not_found",
+    "event_not_found",
+    "webhook_endpoint_not_found",
     "not_found",
     "method_not_allowed",
     "reference_already_exists",

@@ -8,6 +8,7 @@
 pub mod clock;
 mod idempotency;
 mod ids;
+mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -23,6 +24,7 @@ use authcap_core::{
 pub use clock::{ManualClock, SystemClock};
 pub use idempotency::InFlight;
 pub use ids::new_id;
+pub use outbox::{DeliveryAttempt, DeliveryOutcome, DueDelivery, WebhookEndpoint};
 pub use postgres::PoolSettings;
 
 /// How a write finds its order: by Authcap id or by the merchant's own reference.
@@ -298,6 +300,22 @@ pub struct StoredEvent {
     pub merchant_id: String,
     pub currency: authcap_core::Currency,
     pub event: Event,
+    /// The order as the server rendered it right after the event (opaque bytes).
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Renders the order as it stands right after an event, to be kept with the event: the store
+/// keeps the bytes without reading them.
+pub type EventSnapshot = Arc<dyn Fn(&OrderRecord, Timestamp) -> Vec<u8> + Send + Sync>;
+
+/// Which events a page of `GET /v1/events` shows.
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    pub limit: u32,
+    /// Only events older than the event with this id.
+    pub starting_after: Option<String>,
+    /// Only events of this type.
+    pub kind: Option<String>,
 }
 
 /// A merchant's credential as resolved: whose it is, and the generation it was issued in.
@@ -353,6 +371,7 @@ pub struct Store {
     backend: Backend,
     in_flight: InFlight,
     clock: Arc<dyn Clock>,
+    snapshot: Arc<std::sync::OnceLock<EventSnapshot>>,
 }
 
 /// How many due orders one sweep writes down at most; the next sweep takes the rest.
@@ -378,9 +397,17 @@ impl Store {
         pool: PoolSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Store, StoreError> {
+        let snapshot: Arc<std::sync::OnceLock<EventSnapshot>> = Arc::default();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(Arc::new(
-                postgres::PostgresStore::open(url, processor, pool, clock.clone()).await?,
+                postgres::PostgresStore::open(
+                    url,
+                    processor,
+                    pool,
+                    clock.clone(),
+                    snapshot.clone(),
+                )
+                .await?,
             ))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -388,13 +415,20 @@ impl Store {
                 path,
                 processor,
                 clock.clone(),
+                snapshot.clone(),
             )?))
         };
         Ok(Store {
             backend,
             in_flight: InFlight::default(),
             clock,
+            snapshot,
         })
+    }
+
+    /// How events keep the order as it stood right after them; set once, before serving.
+    pub fn set_event_snapshot(&self, snapshot: EventSnapshot) {
+        let _ = self.snapshot.set(snapshot);
     }
 
     /// The clock the store decides with; readers render with the same one.
@@ -607,6 +641,129 @@ impl Store {
             swept += 1;
         }
         Ok(swept)
+    }
+
+    /// The merchant's events, newest first, a page at a time.
+    pub async fn event_page(
+        &self,
+        merchant_id: &str,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let keys = [&query.starting_after, &query.kind];
+        if keys.into_iter().flatten().any(|key| has_nul(key)) {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, event_page(merchant_id.to_owned(), query))
+    }
+
+    /// One of the merchant's events.
+    pub async fn event(
+        &self,
+        merchant_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        if has_nul(event_id) {
+            return Ok(None);
+        }
+        dispatch!(self, event(merchant_id.to_owned(), event_id.to_owned()))
+    }
+
+    pub async fn create_endpoint(&self, endpoint: WebhookEndpoint) -> Result<(), StoreError> {
+        if has_nul(&endpoint.url) {
+            return Err(StoreError::Unavailable("NUL in a URL".into()));
+        }
+        dispatch!(self, create_endpoint(endpoint))
+    }
+
+    /// The merchant's endpoints, newest first.
+    pub async fn endpoints(&self, merchant_id: &str) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        dispatch!(self, endpoints(merchant_id.to_owned()))
+    }
+
+    pub async fn endpoint(
+        &self,
+        merchant_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        if has_nul(endpoint_id) {
+            return Ok(None);
+        }
+        dispatch!(
+            self,
+            endpoint(merchant_id.to_owned(), endpoint_id.to_owned())
+        )
+    }
+
+    /// Deletes the endpoint (its pending deliveries stop); `false` when there is none.
+    pub async fn delete_endpoint(
+        &self,
+        merchant_id: &str,
+        endpoint_id: &str,
+    ) -> Result<bool, StoreError> {
+        if has_nul(endpoint_id) {
+            return Ok(false);
+        }
+        dispatch!(
+            self,
+            delete_endpoint(merchant_id.to_owned(), endpoint_id.to_owned(), self.now())
+        )
+    }
+
+    /// Plans the event again to every endpoint that wants it; `None` when there is no such
+    /// event, else how many deliveries were planned.
+    pub async fn redeliver(
+        &self,
+        merchant_id: &str,
+        event_id: &str,
+    ) -> Result<Option<usize>, StoreError> {
+        if has_nul(event_id) {
+            return Ok(None);
+        }
+        dispatch!(
+            self,
+            redeliver(merchant_id.to_owned(), event_id.to_owned(), self.now())
+        )
+    }
+
+    /// The latest attempts of deliveries to the endpoint, newest first.
+    pub async fn delivery_attempts(
+        &self,
+        merchant_id: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        if has_nul(endpoint_id) {
+            return Ok(Vec::new());
+        }
+        dispatch!(
+            self,
+            delivery_attempts(
+                merchant_id.to_owned(),
+                endpoint_id.to_owned(),
+                i64::from(limit)
+            )
+        )
+    }
+
+    /// Claims up to `limit` deliveries that are due, for `lease` (another worker, on this node
+    /// or another, takes them only once the lease runs out).
+    pub async fn claim_deliveries(
+        &self,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let now = self.now();
+        let until = now.plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        dispatch!(self, claim_deliveries(now, until, i64::from(limit)))
+    }
+
+    /// Records an attempt and what becomes of its delivery.
+    pub async fn finish_delivery(
+        &self,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, finish_delivery(attempt, outcome))
     }
 
     /// The merchant's events in the order they happened, optionally of one order only.

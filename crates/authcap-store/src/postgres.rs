@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
@@ -17,14 +17,16 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
+use crate::outbox;
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
     OrderRow, REFUND_COLUMNS, RefundRow, RowSource,
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    Credential, CredentialKind, Discrepancy, Executed, ListQuery, MerchantSummary, NewMerchant,
-    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, WriteError, new_id,
+    Credential, CredentialKind, DeliveryAttempt, DeliveryOutcome, Discrepancy, DueDelivery,
+    EventQuery, EventSnapshot, Executed, ListQuery, MerchantSummary, NewMerchant, OrderLocator,
+    OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint, WriteError, new_id,
     unavailable,
 };
 
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
     include_str!("../migrations/postgres/0002_events.sql"),
     include_str!("../migrations/postgres/0003_credential_lifecycle.sql"),
+    include_str!("../migrations/postgres/0004_webhooks.sql"),
 ];
 
 /// Any constant works; it only has to be the same on every node.
@@ -41,6 +44,7 @@ pub struct PostgresStore {
     pool: Pool,
     processor: Arc<dyn Processor>,
     clock: Arc<dyn Clock>,
+    snapshot: Arc<OnceLock<EventSnapshot>>,
 }
 
 /// Settings for the connection pool.
@@ -104,6 +108,7 @@ impl PostgresStore {
         processor: Arc<dyn Processor>,
         settings: PoolSettings,
         clock: Arc<dyn Clock>,
+        snapshot: Arc<OnceLock<EventSnapshot>>,
     ) -> Result<PostgresStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
         let timeout_ms = settings.statement_timeout.as_millis().max(100);
@@ -141,6 +146,7 @@ impl PostgresStore {
             pool,
             processor,
             clock,
+            snapshot,
         };
         store.migrate().await?;
         Ok(store)
@@ -268,7 +274,8 @@ impl PostgresStore {
             now,
             self.processor.as_ref(),
         );
-        let created = match persist(&tx, &decision.effects).await {
+        let snapshot = self.snapshot.get();
+        let created = match persist(&tx, &decision.effects, decision.number, snapshot).await {
             Ok(created) => created,
             // Two creates with one reference raced; the loser's transaction is void.
             Err(Failure::Database(error))
@@ -718,6 +725,290 @@ impl PostgresStore {
         Ok(due)
     }
 
+    pub async fn event_page(
+        &self,
+        merchant_id: String,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut client = self.client().await?;
+        let client = snapshot(&mut client).await?;
+        let before: i64 = match &query.starting_after {
+            Some(id) => {
+                let row = client
+                    .query_opt(
+                        "SELECT seq FROM events WHERE merchant_id = $1 AND id = $2",
+                        &[&merchant_id, id],
+                    )
+                    .await
+                    .map_err(Failure::from)?;
+                match row {
+                    Some(row) => row.get(0),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            None => i64::MAX,
+        };
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND seq < $2
+                     AND ($3::TEXT IS NULL OR type = $3) ORDER BY seq DESC LIMIT $4"
+                ),
+                &[&merchant_id, &before, &query.kind, &i64::from(query.limit)],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let events = rows
+            .iter()
+            .map(EventRow::event_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
+        Ok(events)
+    }
+
+    pub async fn event(
+        &self,
+        merchant_id: String,
+        event_id: String,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND id = $2"),
+                &[&merchant_id, &event_id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row
+            .map(|row| EventRow::event_of(&row))
+            .transpose()
+            .map_err(Failure::from)?)
+    }
+
+    pub async fn create_endpoint(&self, endpoint: WebhookEndpoint) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                outbox::INSERT_ENDPOINT,
+                &[
+                    &endpoint.id,
+                    &endpoint.merchant_id,
+                    &endpoint.url,
+                    &endpoint.format,
+                    &outbox::join_events(&endpoint.enabled_events),
+                    &endpoint.enabled,
+                    &endpoint.created_at.millis(),
+                ],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(())
+    }
+
+    pub async fn endpoints(&self, merchant_id: String) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(outbox::LIVE_ENDPOINTS, &[&merchant_id])
+            .await
+            .map_err(Failure::from)?;
+        let endpoints = rows
+            .iter()
+            .map(|row| rows::endpoint_at(row, 0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
+        Ok(endpoints)
+    }
+
+    pub async fn endpoint(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(outbox::ONE_ENDPOINT, &[&merchant_id, &endpoint_id])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row
+            .map(|row| rows::endpoint_at(&row, 0))
+            .transpose()
+            .map_err(Failure::from)?)
+    }
+
+    pub async fn delete_endpoint(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Failure::from)?;
+        let deleted = tx
+            .execute(
+                outbox::DELETE_ENDPOINT,
+                &[&now.millis(), &merchant_id, &endpoint_id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        if deleted > 0 {
+            tx.execute(outbox::STOP_DELIVERIES, &[&endpoint_id])
+                .await
+                .map_err(Failure::from)?;
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(deleted > 0)
+    }
+
+    pub async fn redeliver(
+        &self,
+        merchant_id: String,
+        event_id: String,
+        now: Timestamp,
+    ) -> Result<Option<usize>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Failure::from)?;
+        let kind: Option<String> = tx
+            .query_opt(
+                "SELECT type FROM events WHERE merchant_id = $1 AND id = $2",
+                &[&merchant_id, &event_id],
+            )
+            .await
+            .map_err(Failure::from)?
+            .map(|r| r.get(0));
+        let Some(kind) = kind else {
+            return Ok(None);
+        };
+        let receivers = tx
+            .query(outbox::RECEIVING_ENDPOINTS, &[&merchant_id])
+            .await
+            .map_err(Failure::from)?;
+        let mut planned = 0;
+        for row in receivers {
+            let (endpoint_id, wanted): (String, String) = (row.get(0), row.get(1));
+            if outbox::split_events(&wanted)
+                .iter()
+                .any(|e| e == "*" || *e == kind)
+            {
+                tx.execute(
+                    outbox::INSERT_DELIVERY,
+                    &[
+                        &new_id("del_"),
+                        &merchant_id,
+                        &endpoint_id,
+                        &event_id,
+                        &now.millis(),
+                    ],
+                )
+                .await
+                .map_err(Failure::from)?;
+                planned += 1;
+            }
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(Some(planned))
+    }
+
+    pub async fn delivery_attempts(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+        limit: i64,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                outbox::ATTEMPTS_OF_ENDPOINT,
+                &[&merchant_id, &endpoint_id, &limit],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let attempts = rows
+            .iter()
+            .map(rows::attempt_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
+        Ok(attempts)
+    }
+
+    pub async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Failure::from)?;
+        // SKIP LOCKED: nodes claiming together each take other deliveries.
+        let ids: Vec<String> = tx
+            .query(
+                "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries
+                 WHERE state = 'pending' AND next_attempt_at <= $2
+                 AND (lease_until IS NULL OR lease_until <= $2)
+                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
+                &[&until.millis(), &now.millis(), &limit],
+            )
+            .await
+            .map_err(Failure::from)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = tx
+                .query_one(outbox::CLAIMED, &[&id])
+                .await
+                .map_err(Failure::from)?;
+            claimed.push(rows::due_delivery_of(&row).map_err(Failure::from)?);
+        }
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(claimed)
+    }
+
+    pub async fn finish_delivery(
+        &self,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(Failure::from)?;
+        let id = &attempt.delivery_id;
+        let status = attempt.status_code.map(i64::from);
+        tx.execute(
+            outbox::INSERT_ATTEMPT,
+            &[
+                id,
+                &attempt.attempted_at.millis(),
+                &status,
+                &attempt.error,
+                &attempt.duration_ms,
+            ],
+        )
+        .await
+        .map_err(Failure::from)?;
+        match outcome {
+            DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, &[id]).await,
+            DeliveryOutcome::RetryAt(at) => tx.execute(outbox::RETRY, &[&at.millis(), id]).await,
+            DeliveryOutcome::Failed => tx.execute(outbox::FAILED, &[id]).await,
+            DeliveryOutcome::EndpointGone => {
+                tx.execute(outbox::FAILED, &[id])
+                    .await
+                    .map_err(Failure::from)?;
+                tx.execute(outbox::GONE, &[id])
+                    .await
+                    .map_err(Failure::from)?;
+                tx.execute(
+                    "UPDATE deliveries SET state = 'failed' WHERE state = 'pending'
+                     AND endpoint_id = (SELECT endpoint_id FROM deliveries WHERE id = $1)",
+                    &[id],
+                )
+                .await
+            }
+        }
+        .map_err(Failure::from)?;
+        tx.commit().await.map_err(Failure::from)?;
+        Ok(())
+    }
+
     pub async fn events(
         &self,
         merchant_id: String,
@@ -844,7 +1135,12 @@ async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Fai
 }
 
 /// Writes everything a decision produced; returns the new order's number on a create.
-async fn persist(tx: &impl GenericClient, effects: &Effects) -> Result<Option<i64>, Failure> {
+async fn persist(
+    tx: &impl GenericClient,
+    effects: &Effects,
+    number: Option<i64>,
+    snapshot: Option<&EventSnapshot>,
+) -> Result<Option<i64>, Failure> {
     let mut created = None;
     match &effects.order {
         Some(order) if effects.created => created = Some(insert_order(tx, order).await?),
@@ -930,29 +1226,70 @@ async fn persist(tx: &impl GenericClient, effects: &Effects) -> Result<Option<i6
         )
         .await?;
     }
-    if let Some(currency) = effects.currency {
-        for event in &effects.events {
-            tx.execute(
-                "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
-                 subject_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[
-                    &new_id("evt_"),
-                    &effects.merchant_id,
-                    &event.order_id,
-                    &event.kind.as_str(),
-                    &event.amount.minor_units(),
-                    &currency.code(),
-                    &event.subject_id,
-                    &event.at.millis(),
-                ],
-            )
-            .await?;
+    let (Some(currency), false) = (effects.currency, effects.events.is_empty()) else {
+        return Ok(created);
+    };
+    let record = effects.after.as_ref().map(|after| OrderRecord {
+        number: created.or(number).unwrap_or_default(),
+        order: after.order.clone(),
+        captures: after.captures.clone(),
+        refunds: after.refunds.clone(),
+    });
+    let receivers: Vec<(String, String)> = tx
+        .query(outbox::RECEIVING_ENDPOINTS, &[&effects.merchant_id])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for event in &effects.events {
+        let id = new_id("evt_");
+        let payload = match (snapshot, &record) {
+            (Some(render), Some(record)) => Some(render(record, event.at)),
+            _ => None,
+        };
+        tx.execute(
+            "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
+             subject_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &id,
+                &effects.merchant_id,
+                &event.order_id,
+                &event.kind.as_str(),
+                &event.amount.minor_units(),
+                &currency.code(),
+                &event.subject_id,
+                &event.at.millis(),
+                &payload,
+            ],
+        )
+        .await?;
+        for (endpoint_id, wanted) in &receivers {
+            if outbox::split_events(wanted)
+                .iter()
+                .any(|e| e == "*" || e == event.kind.as_str())
+            {
+                tx.execute(
+                    outbox::INSERT_DELIVERY,
+                    &[
+                        &new_id("del_"),
+                        &effects.merchant_id,
+                        endpoint_id,
+                        &id,
+                        &event.at.millis(),
+                    ],
+                )
+                .await?;
+            }
         }
     }
     Ok(created)
 }
 
 impl RowSource for Row {
+    fn optional_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, CorruptData> {
+        self.try_get(index).map_err(column)
+    }
+
     fn text(&self, index: usize) -> Result<String, CorruptData> {
         self.try_get(index).map_err(column)
     }

@@ -30,6 +30,7 @@ pub trait RowSource {
     fn integer(&self, index: usize) -> Result<i64, CorruptData>;
     fn optional_integer(&self, index: usize) -> Result<Option<i64>, CorruptData>;
     fn flag(&self, index: usize) -> Result<bool, CorruptData>;
+    fn optional_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, CorruptData>;
 }
 
 /// Reads a row's columns one after another.
@@ -71,6 +72,16 @@ impl<'a, R: RowSource> Columns<'a, R> {
     fn flag(&mut self) -> Result<bool, CorruptData> {
         let index = self.advance();
         self.row.flag(index)
+    }
+
+    fn optional_bytes(&mut self) -> Result<Option<Vec<u8>>, CorruptData> {
+        let index = self.advance();
+        self.row.optional_bytes(index)
+    }
+
+    /// Starts reading at column `index`.
+    fn from(row: &'a R, index: usize) -> Columns<'a, R> {
+        Columns { row, next: index }
     }
 }
 
@@ -330,7 +341,7 @@ impl RefundRow {
 }
 
 pub const EVENT_COLUMNS: &str =
-    "seq, id, merchant_id, order_id, type, amount, currency, subject_id, created_at";
+    "seq, id, merchant_id, order_id, type, amount, currency, subject_id, created_at, payload";
 
 pub struct EventRow {
     pub seq: i64,
@@ -342,12 +353,18 @@ pub struct EventRow {
     pub currency: String,
     pub subject_id: Option<String>,
     pub created_at: i64,
+    pub payload: Option<Vec<u8>>,
 }
 
 impl EventRow {
     /// Reads the columns of [`EVENT_COLUMNS`], in that order, as a stored event.
     pub fn event_of(row: &impl RowSource) -> Result<StoredEvent, CorruptData> {
-        let mut c = Columns::of(row);
+        EventRow::event_at(row, 0)
+    }
+
+    /// Reads the columns of [`EVENT_COLUMNS`] from column `index` on.
+    pub fn event_at(row: &impl RowSource, index: usize) -> Result<StoredEvent, CorruptData> {
+        let mut c = Columns::from(row, index);
         EventRow {
             seq: c.integer()?,
             id: c.text()?,
@@ -358,6 +375,7 @@ impl EventRow {
             currency: c.text()?,
             subject_id: c.optional_text()?,
             created_at: c.integer()?,
+            payload: c.optional_bytes()?,
         }
         .into_event()
     }
@@ -367,6 +385,7 @@ impl EventRow {
             seq: self.seq,
             id: self.id,
             merchant_id: self.merchant_id,
+            payload: self.payload,
             currency: Currency::parse(&self.currency)
                 .map_err(|_| CorruptData(format!("currency {}", self.currency)))?,
             event: Event {
@@ -404,4 +423,51 @@ pub fn discrepancies_against(
         });
     }
     found
+}
+
+/// Reads an endpoint (id, merchant, url, format, events, enabled, created) from column
+/// `index` on.
+pub fn endpoint_at(
+    row: &impl RowSource,
+    index: usize,
+) -> Result<crate::WebhookEndpoint, CorruptData> {
+    let mut c = Columns::from(row, index);
+    Ok(crate::WebhookEndpoint {
+        id: c.text()?,
+        merchant_id: c.text()?,
+        url: c.text()?,
+        format: c.text()?,
+        enabled_events: crate::outbox::split_events(&c.text()?),
+        enabled: c.flag()?,
+        created_at: Timestamp(c.integer()?),
+    })
+}
+
+/// Reads a delivery attempt: delivery id, event id, time, status, error, duration.
+pub fn attempt_of(row: &impl RowSource) -> Result<crate::DeliveryAttempt, CorruptData> {
+    let mut c = Columns::of(row);
+    Ok(crate::DeliveryAttempt {
+        delivery_id: c.text()?,
+        event_id: c.text()?,
+        attempted_at: Timestamp(c.integer()?),
+        status_code: c
+            .optional_integer()?
+            .map(|code| u16::try_from(code).map_err(|_| CorruptData(format!("status {code}"))))
+            .transpose()?,
+        error: c.optional_text()?,
+        duration_ms: c.integer()?,
+    })
+}
+
+/// Reads a claimed delivery (`outbox::CLAIMED`).
+pub fn due_delivery_of(row: &impl RowSource) -> Result<crate::DueDelivery, CorruptData> {
+    let mut c = Columns::of(row);
+    let id = c.text()?;
+    let attempts = c.integer()?;
+    Ok(crate::DueDelivery {
+        id,
+        attempts: u32::try_from(attempts).map_err(|_| CorruptData("attempts".into()))?,
+        endpoint: endpoint_at(row, 2)?,
+        event: EventRow::event_at(row, 9)?,
+    })
 }

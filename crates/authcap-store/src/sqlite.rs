@@ -7,7 +7,7 @@
 //! them run beside the writer).
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use authcap_core::ledger::LedgerTotals;
 use authcap_core::order::Closure;
@@ -15,14 +15,16 @@ use authcap_core::{Clock, Command, LedgerKind, Order, Processor, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
+use crate::outbox;
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
     OrderRow, REFUND_COLUMNS, RefundRow, RowSource,
 };
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
-    Credential, CredentialKind, Discrepancy, Executed, ListQuery, MerchantSummary, NewMerchant,
-    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, new_id, unavailable,
+    Credential, CredentialKind, DeliveryAttempt, DeliveryOutcome, Discrepancy, DueDelivery,
+    EventQuery, EventSnapshot, Executed, ListQuery, MerchantSummary, NewMerchant, OrderLocator,
+    OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint, new_id, unavailable,
 };
 
 /// How many queued writes share one commit at most.
@@ -39,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_initial.sql"),
     include_str!("../migrations/sqlite/0002_events.sql"),
     include_str!("../migrations/sqlite/0003_credential_lifecycle.sql"),
+    include_str!("../migrations/sqlite/0004_webhooks.sql"),
 ];
 
 type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
@@ -91,6 +94,7 @@ impl SqliteStore {
         path: &str,
         processor: Arc<dyn Processor>,
         clock: Arc<dyn Clock>,
+        snapshot: Arc<OnceLock<EventSnapshot>>,
     ) -> Result<SqliteStore, StoreError> {
         let mut conn = connect(path).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
@@ -105,6 +109,7 @@ impl SqliteStore {
             broken: false,
             processor,
             clock: clock.clone(),
+            snapshot,
         };
         std::thread::Builder::new()
             .name("authcap-sqlite-writer".into())
@@ -206,6 +211,255 @@ impl SqliteStore {
     ) -> Result<Vec<OrderRecord>, StoreError> {
         self.read(move |conn| list_orders(conn, &merchant_id, &query, now))
             .await
+    }
+
+    pub async fn event_page(
+        &self,
+        merchant_id: String,
+        query: EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let before: i64 = match &query.starting_after {
+                Some(id) => match conn
+                    .prepare_cached("SELECT seq FROM events WHERE merchant_id = $1 AND id = $2")?
+                    .query_row(params![merchant_id, id], |r| r.get(0))
+                    .optional()?
+                {
+                    Some(seq) => seq,
+                    None => return Ok(Vec::new()),
+                },
+                None => i64::MAX,
+            };
+            conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND seq < $2
+                 AND ($3 IS NULL OR type = $3) ORDER BY seq DESC LIMIT $4"
+            ))?
+            .query_map(
+                params![merchant_id, before, query.kind, i64::from(query.limit)],
+                event_from_row,
+            )?
+            .collect()
+        })
+        .await
+    }
+
+    pub async fn event(
+        &self,
+        merchant_id: String,
+        event_id: String,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND id = $2"
+            ))?
+            .query_row(params![merchant_id, event_id], event_from_row)
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn create_endpoint(&self, endpoint: WebhookEndpoint) -> Result<(), StoreError> {
+        self.write_direct(move |tx| {
+            tx.execute(
+                outbox::INSERT_ENDPOINT,
+                params![
+                    endpoint.id,
+                    endpoint.merchant_id,
+                    endpoint.url,
+                    endpoint.format,
+                    outbox::join_events(&endpoint.enabled_events),
+                    endpoint.enabled,
+                    endpoint.created_at.millis(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn endpoints(&self, merchant_id: String) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(outbox::LIVE_ENDPOINTS)?
+                .query_map([merchant_id], |row| {
+                    rows::endpoint_at(row, 0).map_err(from_corrupt)
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn endpoint(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(outbox::ONE_ENDPOINT)?
+                .query_row(params![merchant_id, endpoint_id], |row| {
+                    rows::endpoint_at(row, 0).map_err(from_corrupt)
+                })
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn delete_endpoint(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write_direct(move |tx| {
+            let deleted = tx.execute(
+                outbox::DELETE_ENDPOINT,
+                params![now.millis(), merchant_id, endpoint_id],
+            )?;
+            if deleted > 0 {
+                tx.execute(outbox::STOP_DELIVERIES, [&endpoint_id])?;
+            }
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    pub async fn redeliver(
+        &self,
+        merchant_id: String,
+        event_id: String,
+        now: Timestamp,
+    ) -> Result<Option<usize>, StoreError> {
+        self.write_direct(move |tx| {
+            let kind: Option<String> = tx
+                .query_row(
+                    "SELECT type FROM events WHERE merchant_id = $1 AND id = $2",
+                    params![merchant_id, event_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(kind) = kind else {
+                return Ok(None);
+            };
+            let receivers: Vec<(String, String)> = tx
+                .prepare_cached(outbox::RECEIVING_ENDPOINTS)?
+                .query_map([&merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut planned = 0;
+            for (endpoint_id, wanted) in receivers {
+                if outbox::split_events(&wanted)
+                    .iter()
+                    .any(|e| e == "*" || *e == kind)
+                {
+                    tx.execute(
+                        outbox::INSERT_DELIVERY,
+                        params![
+                            new_id("del_"),
+                            merchant_id,
+                            endpoint_id,
+                            event_id,
+                            now.millis()
+                        ],
+                    )?;
+                    planned += 1;
+                }
+            }
+            Ok(Some(planned))
+        })
+        .await
+    }
+
+    pub async fn delivery_attempts(
+        &self,
+        merchant_id: String,
+        endpoint_id: String,
+        limit: i64,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(outbox::ATTEMPTS_OF_ENDPOINT)?
+                .query_map(params![merchant_id, endpoint_id, limit], |row| {
+                    rows::attempt_of(row).map_err(from_corrupt)
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        // Most ticks find nothing due: a read says so without taking the write lock.
+        let due = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1
+                     AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1",
+                )?
+                .exists([now.millis()])
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        self.write_direct(move |tx| {
+            let ids: Vec<String> = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries
+                     WHERE state = 'pending' AND next_attempt_at <= $2
+                     AND (lease_until IS NULL OR lease_until <= $2)
+                     ORDER BY next_attempt_at LIMIT $3) RETURNING id",
+                )?
+                .query_map(params![until.millis(), now.millis(), limit], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let delivery = tx
+                    .prepare_cached(outbox::CLAIMED)?
+                    .query_row([id], |row| rows::due_delivery_of(row).map_err(from_corrupt))?;
+                claimed.push(delivery);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    pub async fn finish_delivery(
+        &self,
+        attempt: DeliveryAttempt,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        self.write_direct(move |tx| {
+            let id = &attempt.delivery_id;
+            tx.execute(
+                outbox::INSERT_ATTEMPT,
+                params![
+                    id,
+                    attempt.attempted_at.millis(),
+                    attempt.status_code,
+                    attempt.error,
+                    attempt.duration_ms
+                ],
+            )?;
+            match outcome {
+                DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, [id])?,
+                DeliveryOutcome::RetryAt(at) => {
+                    tx.execute(outbox::RETRY, params![at.millis(), id])?
+                }
+                DeliveryOutcome::Failed => tx.execute(outbox::FAILED, [id])?,
+                DeliveryOutcome::EndpointGone => {
+                    tx.execute(outbox::FAILED, [id])?;
+                    tx.execute(outbox::GONE, [id])?;
+                    tx.execute(
+                        "UPDATE deliveries SET state = 'failed' WHERE state = 'pending'
+                         AND endpoint_id = (SELECT endpoint_id FROM deliveries WHERE id = $1)",
+                        [id],
+                    )?
+                }
+            };
+            Ok(())
+        })
+        .await
     }
 
     pub async fn events(
@@ -501,6 +755,7 @@ struct Writer {
     broken: bool,
     processor: Arc<dyn Processor>,
     clock: Arc<dyn Clock>,
+    snapshot: Arc<OnceLock<EventSnapshot>>,
 }
 
 impl Writer {
@@ -600,7 +855,7 @@ impl Writer {
         let processor = self.processor.as_ref();
         let now = self.clock.now();
         let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            execute_job(&sp, processor, job, now)
+            execute_job(&sp, processor, self.snapshot.get(), job, now)
         }))
         .unwrap_or_else(|_| Err(unavailable("the write panicked; it was rolled back")));
         match executed {
@@ -623,6 +878,7 @@ impl Writer {
 fn execute_job(
     conn: &Connection,
     processor: &dyn Processor,
+    snapshot: Option<&EventSnapshot>,
     job: Job,
     now: Timestamp,
 ) -> Result<Option<Executed>, StoreError> {
@@ -660,7 +916,8 @@ fn execute_job(
     }
     let loaded = load(conn, &merchant_id, &action).map_err(unavailable)?;
     let decision = write::decide(merchant_id.clone(), action, loaded, now, processor);
-    let created = persist(conn, &decision.effects).map_err(unavailable)?;
+    let created =
+        persist(conn, &decision.effects, decision.number, snapshot).map_err(unavailable)?;
     let number = created.or(decision.number).unwrap_or_default();
     let kept = idempotency
         .as_ref()
@@ -767,7 +1024,12 @@ fn insert_order(conn: &Connection, order: &Order) -> rusqlite::Result<i64> {
 }
 
 /// Writes everything a decision produced; returns the new order's number on a create.
-fn persist(conn: &Connection, effects: &Effects) -> rusqlite::Result<Option<i64>> {
+fn persist(
+    conn: &Connection,
+    effects: &Effects,
+    number: Option<i64>,
+    snapshot: Option<&EventSnapshot>,
+) -> rusqlite::Result<Option<i64>> {
     let mut created = None;
     match &effects.order {
         Some(order) if effects.created => created = Some(insert_order(conn, order)?),
@@ -845,22 +1107,54 @@ fn persist(conn: &Connection, effects: &Effects) -> rusqlite::Result<Option<i64>
             entry.at.millis(),
         ])?;
     }
-    if let Some(currency) = effects.currency {
-        for event in &effects.events {
-            conn.prepare_cached(
-                "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
-                 subject_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                new_id("evt_"),
-                effects.merchant_id,
-                event.order_id,
-                event.kind.as_str(),
-                event.amount.minor_units(),
-                currency.code(),
-                event.subject_id,
-                event.at.millis(),
-            ])?;
+    let (Some(currency), false) = (effects.currency, effects.events.is_empty()) else {
+        return Ok(created);
+    };
+    let record = effects.after.as_ref().map(|after| OrderRecord {
+        number: created.or(number).unwrap_or_default(),
+        order: after.order.clone(),
+        captures: after.captures.clone(),
+        refunds: after.refunds.clone(),
+    });
+    let receivers: Vec<(String, String)> = conn
+        .prepare_cached(outbox::RECEIVING_ENDPOINTS)?
+        .query_map([&effects.merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for event in &effects.events {
+        let id = new_id("evt_");
+        let payload = match (snapshot, &record) {
+            (Some(render), Some(record)) => Some(render(record, event.at)),
+            _ => None,
+        };
+        conn.prepare_cached(
+            "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
+             subject_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )?
+        .execute(params![
+            id,
+            effects.merchant_id,
+            event.order_id,
+            event.kind.as_str(),
+            event.amount.minor_units(),
+            currency.code(),
+            event.subject_id,
+            event.at.millis(),
+            payload,
+        ])?;
+        for (endpoint_id, wanted) in &receivers {
+            if outbox::split_events(wanted)
+                .iter()
+                .any(|e| e == "*" || e == event.kind.as_str())
+            {
+                conn.prepare_cached(outbox::INSERT_DELIVERY)?
+                    .execute(params![
+                        new_id("del_"),
+                        effects.merchant_id,
+                        endpoint_id,
+                        id,
+                        event.at.millis(),
+                    ])?;
+            }
         }
     }
     Ok(created)
@@ -884,6 +1178,10 @@ impl RowSource for Row<'_> {
     }
 
     fn flag(&self, index: usize) -> Result<bool, CorruptData> {
+        self.get(index).map_err(column)
+    }
+
+    fn optional_bytes(&self, index: usize) -> Result<Option<Vec<u8>>, CorruptData> {
         self.get(index).map_err(column)
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Effects {
     pub events: Vec<Event>,
     /// The currency of the order the events are about.
     pub currency: Option<Currency>,
+    /// The order as it stands after the decision, for the events' snapshots.
+    pub after: Option<OrderState>,
 }
 
 impl Effects {
@@ -102,6 +104,7 @@ impl Effects {
             ledger: Vec::new(),
             events: Vec::new(),
             currency: None,
+            after: None,
         }
     }
 }
@@ -165,6 +168,7 @@ fn split<T>(
         ledger: transition.ledger,
         events: transition.events,
         currency: Some(transition.state.order.currency),
+        after: Some(transition.state.clone()),
     };
     (effects, transition.state, transition.result, transition.now)
 }
@@ -172,6 +176,7 @@ fn split<T>(
 fn accepted<T: Send + 'static>(
     merchant_id: String,
     decided: Result<Transition<T>, Refusal>,
+    before: Option<&OrderState>,
     loaded: Option<(i64, Currency)>,
     render: Render<T>,
 ) -> Decision {
@@ -179,6 +184,9 @@ fn accepted<T: Send + 'static>(
         Ok(transition) => transition,
         Err(refusal) => {
             let mut effects = Effects::none(merchant_id);
+            if !refusal.events.is_empty() {
+                effects.after = before.cloned();
+            }
             effects.events = refusal.events;
             effects.currency = loaded.map(|(_, currency)| currency);
             return refused(effects, loaded, WriteError::Refused(refusal.error), render);
@@ -286,7 +294,13 @@ fn decide_request(
                 let effects = Effects::none(merchant_id);
                 return refused(effects, None, WriteError::ReferenceTaken, render);
             }
-            return accepted(merchant_id, authorize(new, now, processor), None, render);
+            return accepted(
+                merchant_id,
+                authorize(new, now, processor),
+                None,
+                None,
+                render,
+            );
         }
         (
             Loaded::Existing {
@@ -321,14 +335,18 @@ fn decide_request(
             request, render, ..
         } => {
             let decided = capture(&state, request, now, processor);
-            accepted(merchant_id, decided, loaded, render)
+            accepted(merchant_id, decided, Some(&state), loaded, render)
         }
         Request::Release { amount, render, .. } => {
-            accepted(merchant_id, release(&state, amount, now), loaded, render)
+            let decided = release(&state, amount, now);
+            accepted(merchant_id, decided, Some(&state), loaded, render)
         }
         Request::Refund {
             request, render, ..
-        } => accepted(merchant_id, refund(&state, request, now), loaded, render),
+        } => {
+            let decided = refund(&state, request, now);
+            accepted(merchant_id, decided, Some(&state), loaded, render)
+        }
     }
 }
 
@@ -350,6 +368,7 @@ fn housekeeping(
             let mut effects = Effects::none(merchant_id);
             effects.events = refusal.events;
             effects.currency = Some(state.order.currency);
+            effects.after = Some(state.clone());
             effects
         }
     };

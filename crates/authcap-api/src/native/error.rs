@@ -19,6 +19,8 @@ pub enum Problem {
     InvalidRequest(String),
     InvalidIdempotencyKey,
     OrderNotFound,
+    EventNotFound,
+    EndpointNotFound,
     ReferenceTaken,
     OperationReferenceTaken,
     IdempotencyKeyReused,
@@ -101,6 +103,18 @@ impl Problem {
                 "order_not_found",
                 "Order not found",
                 "no order with this id".into(),
+            ),
+            EventNotFound => (
+                StatusCode::NOT_FOUND,
+                "event_not_found",
+                "Event not found",
+                "no event with this id".into(),
+            ),
+            EndpointNotFound => (
+                StatusCode::NOT_FOUND,
+                "webhook_endpoint_not_found",
+                "Webhook endpoint not found",
+                "no webhook endpoint with this id".into(),
             ),
             ReferenceTaken => (
                 StatusCode::CONFLICT,

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod types;
+pub mod webhooks;
 
 use authcap_core::{
     Amount, AmountError, Capture, CaptureMode, CaptureRequest, Card, Currency, NewOrder, Refund,
@@ -45,6 +46,21 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/orders/{id}/void", post(void_order))
         .route("/v1/orders/{id}/refunds", post(refund_order))
+        .route("/v1/events", get(webhooks::list_events))
+        .route("/v1/events/{id}", get(webhooks::get_event))
+        .route("/v1/events/{id}/redeliver", post(webhooks::redeliver_event))
+        .route(
+            "/v1/webhook_endpoints",
+            post(webhooks::create_endpoint).get(webhooks::list_endpoints),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}",
+            get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+        )
+        .route(
+            "/v1/webhook_endpoints/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
         .method_not_allowed_fallback(|| async { Problem::MethodNotAllowed })
 }
 
@@ -52,7 +68,7 @@ pub async fn not_found() -> Problem {
     Problem::NotFound
 }
 
-async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
+pub(crate) async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
     let secret = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -110,7 +126,7 @@ async fn write_request<T: serde::de::DeserializeOwned + Default>(
     Ok((merchant_id, claim, request))
 }
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
+pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> Problem {
     Problem::InvalidRequest(format!("`{field}` {why}"))
 }
 
@@ -346,7 +362,7 @@ pub async fn list_orders(
     Ok(axum::Json(body).into_response())
 }
 
-fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
         &format!("/?{query}").parse().unwrap_or_default(),
     )

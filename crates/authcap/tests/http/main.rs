@@ -26,6 +26,7 @@ mod sqlite {
     mod optty;
     mod pipwave;
     mod support;
+    mod webhooks;
 }
 
 #[path = "."]
@@ -45,4 +46,5 @@ mod postgres {
     mod outage;
     mod pipwave;
     mod support;
+    mod webhooks;
 }

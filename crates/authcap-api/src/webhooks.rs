@@ -1,0 +1,275 @@
+//! Webhooks: the event body every endpoint receives, its Standard Webhooks signature, and the
+//! delivery worker that carries out the deliveries the store planned with each event.
+//!
+//! The worker never runs inside the write path: it claims due deliveries with a lease (so one
+//! node attempts each at a time, and a node that dies mid-delivery leaves it to the next
+//! claim), sends them with bounded concurrency, a timeout and a bounded response, and records
+//! each attempt. A 2xx is delivered; anything else — another status, a redirect (never
+//! followed), a timeout, a refused connection — is retried on a schedule like Standard
+//! Webhooks' (with jitter, honouring `Retry-After`) until about three days have passed; a 410
+//! disables the endpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authcap_core::Clock;
+use authcap_store::{
+    DeliveryAttempt, DeliveryOutcome, DueDelivery, StoredEvent, SystemClock, WebhookEndpoint,
+};
+use axum::body::Bytes;
+use axum::http::{Request, Uri, header};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sha2::Sha256;
+
+use crate::AppState;
+use crate::credentials::ServerSecret;
+
+/// Delays before the 2nd, 3rd, … attempts; after the last the delivery is failed.
+pub const RETRY_SCHEDULE: [Duration; 8] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(24 * 3600),
+];
+
+/// How long one attempt may take, connection and response included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of a receiver's answer is read.
+const RESPONSE_BYTES_MAX: usize = 16 * 1024;
+
+/// How many attempts are in flight at once, per node.
+const ATTEMPTS_IN_FLIGHT_MAX: usize = 16;
+
+/// How often the worker looks for due deliveries.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A claim on a delivery lasts this long: longer than an attempt, so that only a dead
+/// worker's claims run out.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// The formats an endpoint can receive.
+pub const FORMATS: &[&str] = &["standard"];
+
+/// The signing secret of an endpoint, `whsec_` and base64 of 24 bytes derived from the server
+/// secret: never stored.
+pub fn endpoint_secret(server_secret: &ServerSecret, endpoint_id: &str) -> String {
+    let key = endpoint_key(server_secret, endpoint_id);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
+fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> Vec<u8> {
+    server_secret.derive(&format!("webhook-endpoint:{endpoint_id}"))[..24].to_vec()
+}
+
+/// Standard Webhooks' `webhook-signature`: `v1,` and base64 of HMAC-SHA256 over
+/// `{id}.{timestamp}.{body}`.
+pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let signature = mac.finalize().into_bytes();
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(signature)
+    )
+}
+
+#[derive(Serialize)]
+pub struct EventBody<'a> {
+    pub id: &'a str,
+    pub object: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub created_at: String,
+    pub data: EventData<'a>,
+}
+
+#[derive(Serialize)]
+pub struct EventData<'a> {
+    /// The order as `GET /v1/orders/{id}` showed it right after the event.
+    pub object: &'a RawValue,
+}
+
+/// The event as the native API and standard webhooks show it.
+pub fn event_json(event: &StoredEvent) -> Vec<u8> {
+    let payload = event
+        .payload
+        .as_deref()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| serde_json::from_str::<Box<RawValue>>(text).ok())
+        .unwrap_or_else(|| RawValue::from_string("null".into()).expect("null is JSON"));
+    let body = EventBody {
+        id: &event.id,
+        object: "event",
+        kind: event.event.kind.as_str(),
+        created_at: crate::wire::rfc3339(event.event.at),
+        data: EventData { object: &payload },
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The delay before the attempt after `attempts` failed ones, with ±10 % jitter; `None` once
+/// the schedule is spent.
+fn next_delay(attempts: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    let planned = *RETRY_SCHEDULE.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
+    let jitter = 0.9 + rand::random::<f64>() * 0.2;
+    let delay = planned.mul_f64(jitter);
+    Some(retry_after.map_or(delay, |asked| {
+        delay.max(asked.min(Duration::from_secs(86_400)))
+    }))
+}
+
+/// What one attempt came to.
+struct Answer {
+    status: Option<u16>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+async fn send(endpoint: &WebhookEndpoint, headers: Vec<(&str, String)>, body: Vec<u8>) -> Answer {
+    let failed = |error: String| Answer {
+        status: None,
+        error: Some(error),
+        retry_after: None,
+    };
+    let Ok(uri) = endpoint.url.parse::<Uri>() else {
+        return failed("the URL does not parse".into());
+    };
+    let (Some(host), Some("http")) = (uri.host(), uri.scheme_str()) else {
+        return failed("only http:// URLs can be delivered to".into());
+    };
+    let port = uri.port_u16().unwrap_or(80);
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(connection);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let authority = uri.authority().map_or(host, |a| a.as_str());
+        let mut request = Request::post(path)
+            .header(header::HOST, authority)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, "authcap-webhooks");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // A bounded read of the answer, so a receiver cannot make the worker hold much.
+        let _ = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
+            .collect()
+            .await;
+        Ok::<_, String>((status, retry_after))
+    };
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+        Ok(Ok((status, retry_after))) => Answer {
+            status: Some(status),
+            error: None,
+            retry_after,
+        },
+        Ok(Err(error)) => failed(error),
+        Err(_) => failed(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+    }
+}
+
+/// Attempts one delivery and records what came of it.
+async fn deliver(app: &AppState, delivery: DueDelivery) {
+    let body = event_json(&delivery.event);
+    // Signature timestamps are real time, whatever the sandbox clock says.
+    let timestamp = SystemClock.now().millis().div_euclid(1000);
+    let key = endpoint_key(&app.server_secret, &delivery.endpoint.id);
+    let signature = standard_signature(&key, &delivery.event.id, timestamp, &body);
+    let headers = vec![
+        ("webhook-id", delivery.event.id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ];
+    let started = Instant::now();
+    let answer = send(&delivery.endpoint, headers, body).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let attempts = delivery.attempts + 1;
+    let outcome = match answer.status {
+        Some(status) if (200..300).contains(&status) => DeliveryOutcome::Delivered,
+        Some(410) => DeliveryOutcome::EndpointGone,
+        _ => match next_delay(attempts, answer.retry_after) {
+            Some(delay) => {
+                let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                DeliveryOutcome::RetryAt(app.store.now().plus_millis(millis))
+            }
+            None => DeliveryOutcome::Failed,
+        },
+    };
+    let attempt = DeliveryAttempt {
+        delivery_id: delivery.id.clone(),
+        event_id: delivery.event.id.clone(),
+        attempted_at: app.store.now(),
+        status_code: answer.status,
+        error: answer.error,
+        duration_ms,
+    };
+    if let Err(error) = app.store.finish_delivery(attempt, outcome).await {
+        // The lease runs out and the delivery is attempted again: at least once.
+        tracing::warn!(%error, delivery = %delivery.id, "could not record a delivery attempt");
+    }
+}
+
+/// Runs the delivery worker until the process ends.
+pub fn spawn_worker(app: AppState) {
+    tokio::spawn(async move {
+        let slots = Arc::new(tokio::sync::Semaphore::new(ATTEMPTS_IN_FLIGHT_MAX));
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let free = u32::try_from(slots.available_permits()).unwrap_or(0);
+            if free == 0 {
+                continue;
+            }
+            let claimed = match app.store.claim_deliveries(LEASE, free).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim deliveries");
+                    continue;
+                }
+            };
+            for delivery in claimed {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    deliver(&app, delivery).await;
+                });
+            }
+        }
+    });
+}

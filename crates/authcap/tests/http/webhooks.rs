@@ -1,0 +1,445 @@
+//! Events and webhooks: the events API, endpoints, Standard Webhooks deliveries verified by
+//! independent code (and the `standardwebhooks` library when the SDKs are installed), retries
+//! on the schedule driven by the clock, 410, redelivery, restarts, and merchant isolation.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::support::*;
+
+/// What a receiver got: the headers that matter and the body.
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Statuses to answer, in turn; 200 once they run out.
+    answers: Arc<Mutex<Vec<u16>>>,
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    receiver.got.lock().unwrap().push(Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        body: body.to_vec(),
+    });
+    let mut answers = receiver.answers.lock().unwrap();
+    let status = if answers.is_empty() {
+        200
+    } else {
+        answers.remove(0)
+    };
+    StatusCode::from_u16(status).unwrap()
+}
+
+impl Receiver {
+    /// A receiver on an ephemeral port; its URL.
+    async fn start(answers: Vec<u16>) -> (Receiver, String) {
+        let receiver = Receiver {
+            answers: Arc::new(Mutex::new(answers)),
+            ..Receiver::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits (real time: the worker polls) until `count` deliveries arrived.
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..100 {
+            let got = self.got();
+            if got.len() >= count {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {count} deliveries, got {:?}", self.got());
+    }
+}
+
+/// Standard Webhooks verification, written from the specification.
+fn verify(secret: &str, received: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", received.id, received.timestamp).as_bytes());
+    mac.update(&received.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    received
+        .signature
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+async fn create_endpoint(app: &TestApp, url: &str, events: Value) -> Value {
+    let response = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": url, "enabled_events": events}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    json_of(response).await
+}
+
+#[tokio::test]
+async fn events_are_delivered_as_signed_standard_webhooks() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let endpoint = create_endpoint(&app, &url, json!(["*"])).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert!(endpoint["id"].as_str().unwrap().starts_with("we_"));
+
+    let order = app.authorized_order(1000, APPROVE).await;
+    let id = order["id"].as_str().unwrap();
+    let captured = app
+        .post(&format!("/v1/orders/{id}/captures"), json!({"amount": 400}))
+        .await;
+    assert_eq!(captured.status(), 201);
+    let got = receiver.wait_for(2).await;
+    for received in &got {
+        assert!(
+            verify(&secret, received),
+            "signature verifies: {received:?}"
+        );
+    }
+    let bodies: Vec<Value> = got.iter().map(Received::json).collect();
+    let kinds: Vec<_> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["order.authorized", "capture.succeeded"]);
+    // The order as it stood right after each event.
+    assert_eq!(bodies[0]["data"]["object"]["captured_amount"], 0);
+    assert_eq!(bodies[1]["data"]["object"]["captured_amount"], 400);
+    assert_eq!(bodies[1]["data"]["object"]["id"], id);
+    for (received, body) in got.iter().zip(&bodies) {
+        assert_eq!(received.id, body["id"].as_str().unwrap());
+        assert!(received.id.starts_with("evt_"));
+    }
+    // The events API shows the same bodies, newest first.
+    let listed = json_of(app.get("/v1/events").await).await;
+    assert_eq!(listed["data"][0], bodies[1]);
+    assert_eq!(listed["data"][1], bodies[0]);
+    let one = json_of(app.get(&format!("/v1/events/{}", got[0].id)).await).await;
+    assert_eq!(one, bodies[0]);
+    let filtered = json_of(app.get("/v1/events?type=capture.succeeded").await).await;
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 1);
+    let page = json_of(app.get("/v1/events?limit=1").await).await;
+    assert_eq!(page["has_more"], true);
+    let next = format!("/v1/events?limit=1&starting_after={}", got[1].id);
+    assert_eq!(json_of(app.get(&next).await).await["data"][0], bodies[0]);
+    // Each attempt is on record.
+    let deliveries = json_of(
+        app.get(&format!(
+            "/v1/webhook_endpoints/{}/deliveries",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await,
+    )
+    .await;
+    let statuses: Vec<_> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200]);
+    run_standardwebhooks_verifier(&secret, &got).await;
+}
+
+/// The independent `standardwebhooks` library (PyPI) accepts what was sent, when installed.
+async fn run_standardwebhooks_verifier(secret: &str, got: &[Received]) {
+    let messages: Vec<Value> = got
+        .iter()
+        .map(|r| {
+            json!({"id": r.id, "timestamp": r.timestamp, "signature": r.signature,
+                   "body": String::from_utf8(r.body.clone()).unwrap()})
+        })
+        .collect();
+    let file = std::env::temp_dir().join(format!("authcap-webhooks-{}.json", unique("sw")));
+    std::fs::write(
+        &file,
+        json!({"secret": secret, "messages": messages}).to_string(),
+    )
+    .unwrap();
+    run_sdk_script("standardwebhooks_verify.py", &[file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_on_the_schedule() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![500, 503]).await;
+    let endpoint = create_endpoint(&app, &url, json!(["order.authorized"])).await;
+    app.authorized_order(1000, APPROVE).await;
+    receiver.wait_for(1).await;
+    // Nothing more until the clock reaches the next attempt (5 s, then 5 min).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 1);
+    app.clock.advance(Duration::from_secs(6));
+    receiver.wait_for(2).await;
+    app.clock.advance(Duration::from_secs(6 * 60));
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|r| r.id == got[0].id),
+        "one event, one webhook-id"
+    );
+    let deliveries = json_of(
+        app.get(&format!(
+            "/v1/webhook_endpoints/{}/deliveries",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await,
+    )
+    .await;
+    let statuses: Vec<_> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 503, 500], "newest first");
+    // Delivered: nothing more, however far the clock moves.
+    app.clock.advance(Duration::from_secs(86_400));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 3);
+}
+
+#[tokio::test]
+async fn gone_disables_and_unreachable_is_retried() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![410]).await;
+    let endpoint = create_endpoint(&app, &url, json!(["*"])).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    app.authorized_order(1000, APPROVE).await;
+    receiver.wait_for(1).await;
+    for _ in 0..40 {
+        let read = json_of(
+            app.get(&format!("/v1/webhook_endpoints/{endpoint_id}"))
+                .await,
+        )
+        .await;
+        if read["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read = json_of(
+        app.get(&format!("/v1/webhook_endpoints/{endpoint_id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(read["enabled"], false);
+    assert!(read.get("secret").is_none(), "the secret is shown once");
+    app.authorized_order(1000, APPROVE).await;
+    app.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.got().len(),
+        1,
+        "a disabled endpoint receives nothing"
+    );
+
+    // A receiver that is not there: each attempt is recorded with why, and retried.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let endpoint = create_endpoint(&app, &format!("http://{closed}/x"), json!(["*"])).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    app.authorized_order(1000, APPROVE).await;
+    let path = format!("/v1/webhook_endpoints/{endpoint_id}/deliveries");
+    let mut attempts = Value::Null;
+    for _ in 0..40 {
+        attempts = json_of(app.get(&path).await).await;
+        if !attempts["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(attempts["data"][0]["status_code"].is_null());
+    assert!(
+        attempts["data"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connect")
+    );
+    app.clock.advance(Duration::from_secs(6));
+    for _ in 0..40 {
+        if json_of(app.get(&path).await).await["data"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the unreachable endpoint was not retried");
+}
+
+#[tokio::test]
+async fn events_can_be_redelivered_and_survive_a_restart() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    create_endpoint(&app, &url, json!(["order.authorized"])).await;
+    app.authorized_order(1000, APPROVE).await;
+    let first = receiver.wait_for(1).await;
+    let redelivered = app
+        .post(&format!("/v1/events/{}/redeliver", first[0].id), json!({}))
+        .await;
+    assert_eq!(redelivered.status(), 202);
+    let again = receiver.wait_for(2).await;
+    assert_eq!(again[1].id, first[0].id);
+    assert_eq!(again[1].body, first[0].body);
+
+    // Events written while no server runs its worker are delivered by the next one.
+    let (database, secret) = (app.database.clone(), app.merchant.secret_key.clone());
+    let store = app.store.clone();
+    drop(app);
+    let _ = store; // The order below is written through a fresh server, as after a restart.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let restarted = TestApp::spawn_on(database, authcap_api::Config::default()).await;
+    let created = restarted
+        .client
+        .post(restarted.url("/v1/orders"))
+        .bearer_auth(&secret)
+        .json(&order_body(&unique("r"), 500, APPROVE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got[2].json()["type"], "order.authorized");
+}
+
+#[tokio::test]
+async fn endpoints_and_events_belong_to_their_merchant() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (_receiver, url) = Receiver::start(vec![]).await;
+    let endpoint = create_endpoint(&app, &url, json!(["*"])).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    app.authorized_order(1000, APPROVE).await;
+    let events = json_of(app.get("/v1/events").await).await;
+    let event_id = events["data"][0]["id"].as_str().unwrap();
+    let other = app.new_merchant().await;
+    let as_other = |method: Method, path: String| {
+        app.client
+            .request(method, app.url(&path))
+            .bearer_auth(&other.secret_key)
+            .send()
+    };
+    for (method, path) in [
+        (Method::GET, format!("/v1/events/{event_id}")),
+        (Method::POST, format!("/v1/events/{event_id}/redeliver")),
+        (Method::GET, format!("/v1/webhook_endpoints/{endpoint_id}")),
+        (
+            Method::GET,
+            format!("/v1/webhook_endpoints/{endpoint_id}/deliveries"),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/webhook_endpoints/{endpoint_id}"),
+        ),
+    ] {
+        let response = as_other(method.clone(), path.clone()).await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    let theirs = json_of(as_other(Method::GET, "/v1/events".into()).await.unwrap()).await;
+    assert!(theirs["data"].as_array().unwrap().is_empty());
+    let theirs = json_of(
+        as_other(Method::GET, "/v1/webhook_endpoints".into())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(theirs["data"].as_array().unwrap().is_empty());
+    // Still there for its owner, and deletable by it.
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/webhook_endpoints/{endpoint_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        app.get(&format!("/v1/webhook_endpoints/{endpoint_id}"))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn endpoint_requests_are_validated() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    for body in [
+        json!({"url": "ftp://example.com/x"}),
+        json!({"url": "not a url"}),
+        json!({"url": "https://example.com/x"}),
+        json!({"url": "http://example.com/x", "enabled_events": ["order.nope"]}),
+        json!({"url": "http://example.com/x", "enabled_events": []}),
+        json!({"url": "http://example.com/x", "format": "smoke-signals"}),
+        json!({"url": "http://example.com/x", "extra": 1}),
+        json!({"url": format!("http://example.com/{}", "x".repeat(3000))}),
+    ] {
+        let response = app.post("/v1/webhook_endpoints", body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    assert_eq!(app.get("/v1/events?type=nope").await.status(), 400);
+    assert_eq!(app.get("/v1/events?limit=0").await.status(), 400);
+    assert_eq!(app.get("/v1/events/evt_nope").await.status(), 404);
+}
