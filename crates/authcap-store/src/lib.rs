@@ -766,6 +766,20 @@ impl Store {
         dispatch!(self, finish_delivery(attempt, outcome))
     }
 
+    /// Events after the one numbered `after_seq`, oldest first, of every merchant or one: what
+    /// `authcap events tail` follows.
+    pub async fn events_since(
+        &self,
+        after_seq: i64,
+        merchant_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(
+            self,
+            events_since(after_seq, merchant_id.map(str::to_owned), i64::from(limit))
+        )
+    }
+
     /// The merchant's events in the order they happened, optionally of one order only.
     pub async fn events(
         &self,

@@ -725,6 +725,31 @@ impl PostgresStore {
         Ok(due)
     }
 
+    pub async fn events_since(
+        &self,
+        after_seq: i64,
+        merchant_id: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1
+                     AND ($2::TEXT IS NULL OR merchant_id = $2) ORDER BY seq LIMIT $3"
+                ),
+                &[&after_seq, &merchant_id, &limit],
+            )
+            .await
+            .map_err(Failure::from)?;
+        let events = rows
+            .iter()
+            .map(EventRow::event_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
+        Ok(events)
+    }
+
     pub async fn event_page(
         &self,
         merchant_id: String,

@@ -213,6 +213,23 @@ impl SqliteStore {
             .await
     }
 
+    pub async fn events_since(
+        &self,
+        after_seq: i64,
+        merchant_id: Option<String>,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1
+                 AND ($2 IS NULL OR merchant_id = $2) ORDER BY seq LIMIT $3"
+            ))?
+            .query_map(params![after_seq, merchant_id, limit], event_from_row)?
+            .collect()
+        })
+        .await
+    }
+
     pub async fn event_page(
         &self,
         merchant_id: String,

@@ -100,6 +100,27 @@ enum Command {
     },
     /// Verify every order's totals against the ledger; exits non-zero on any mismatch.
     Check,
+    /// Follow events as they are written.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print events as they happen (every merchant's, or one's), until interrupted.
+    Tail {
+        /// Only this merchant's events (`mer_…`).
+        #[arg(long)]
+        merchant: Option<String>,
+        /// Start with the last N events written before now.
+        #[arg(long, default_value_t = 10)]
+        last: u32,
+        /// One JSON object a line, with the order as it stood right after.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +348,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Events {
+            command:
+                EventsCommand::Tail {
+                    merchant,
+                    last,
+                    json,
+                },
+        } => {
+            tail_events(&store, merchant.as_deref(), last, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => {
             let found = store.check().await?;
             if found.is_empty() {
@@ -340,6 +372,62 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             println!("{} order(s) do not match their ledger", found.len());
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Prints events as they are written, polling twice a second, until interrupted.
+async fn tail_events(
+    store: &Store,
+    merchant: Option<&str>,
+    last: u32,
+    json: bool,
+) -> Result<(), Error> {
+    // Start with the newest `last` events.
+    let mut after = 0;
+    let mut recent = Vec::new();
+    loop {
+        let page = store.events_since(after, merchant, 1000).await?;
+        let full = page.len() == 1000;
+        if let Some(newest) = page.last() {
+            after = newest.seq;
+        }
+        recent.extend(page);
+        let keep = recent.len().saturating_sub(last as usize);
+        recent.drain(..keep);
+        if !full {
+            break;
+        }
+    }
+    let print = |event: &authcap_store::StoredEvent| {
+        if json {
+            let line = authcap_api::webhooks::event_json(event);
+            println!("{}", String::from_utf8_lossy(&line));
+        } else {
+            let e = &event.event;
+            let subject = e.subject_id.as_deref().unwrap_or("");
+            println!(
+                "{}  {:<18} {}  {}  {} {}  {subject}",
+                rfc3339(e.at),
+                e.kind.as_str(),
+                event.merchant_id,
+                e.order_id,
+                event.currency.format_decimal(e.amount),
+                event.currency.code(),
+            );
+        }
+    };
+    recent.iter().for_each(print);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+        for event in store.events_since(after, merchant, 1000).await? {
+            after = event.seq;
+            print(&event);
         }
     }
 }

@@ -443,3 +443,47 @@ async fn endpoint_requests_are_validated() {
     assert_eq!(app.get("/v1/events?limit=0").await.status(), 400);
     assert_eq!(app.get("/v1/events/evt_nope").await.status(), 404);
 }
+
+#[tokio::test]
+async fn events_tail_prints_events_as_they_happen() {
+    use std::io::BufRead;
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    app.authorized_order(1000, APPROVE).await;
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_authcap"))
+        .args(["events", "tail", "--json", "--last", "1", "--database"])
+        .arg(&app.database.url)
+        .args(["--merchant", &app.merchant.merchant_id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (lines, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let next = || {
+        let line = arrived
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line");
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    assert_eq!(next()["type"], "order.authorized", "the last one before");
+    let order = app.authorized_order(700, APPROVE).await;
+    let id = order["id"].as_str().unwrap();
+    app.post(&format!("/v1/orders/{id}/captures"), json!({}))
+        .await;
+    let first = next();
+    assert_eq!(first["type"], "order.authorized");
+    assert_eq!(first["data"]["object"]["id"], id);
+    assert_eq!(next()["type"], "capture.succeeded");
+    let _ = tail.kill();
+    let _ = tail.wait();
+}
