@@ -216,13 +216,18 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
     let answer = send(&delivery.endpoint, headers, body).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let attempts = delivery.attempts + 1;
+    // Retries are scheduled on the merchant's clock, so its sandbox clock moves them too.
+    let now = match app.store.merchant_now(&delivery.endpoint.merchant_id).await {
+        Ok(now) => now,
+        Err(_) => app.store.now(),
+    };
     let outcome = match answer.status {
         Some(status) if (200..300).contains(&status) => DeliveryOutcome::Delivered,
         Some(410) => DeliveryOutcome::EndpointGone,
         _ => match next_delay(attempts, answer.retry_after) {
             Some(delay) => {
                 let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                DeliveryOutcome::RetryAt(app.store.now().plus_millis(millis))
+                DeliveryOutcome::RetryAt(now.plus_millis(millis))
             }
             None => DeliveryOutcome::Failed,
         },
@@ -230,7 +235,7 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
     let attempt = DeliveryAttempt {
         delivery_id: delivery.id.clone(),
         event_id: delivery.event.id.clone(),
-        attempted_at: app.store.now(),
+        attempted_at: now,
         status_code: answer.status,
         error: answer.error,
         duration_ms,

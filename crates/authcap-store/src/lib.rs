@@ -372,7 +372,13 @@ pub struct Store {
     in_flight: InFlight,
     clock: Arc<dyn Clock>,
     snapshot: Arc<std::sync::OnceLock<EventSnapshot>>,
+    /// Merchants' sandbox clock offsets, as last read: believed for a second.
+    offsets: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, i64)>>>,
 }
+
+/// How long a merchant's clock offset, once read, is believed by reads on this node (writes
+/// always read it in their transaction).
+const OFFSET_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many due orders one sweep writes down at most; the next sweep takes the rest.
 const SWEEP_ORDERS_MAX: i64 = 500;
@@ -423,7 +429,55 @@ impl Store {
             in_flight: InFlight::default(),
             clock,
             snapshot,
+            offsets: Arc::default(),
         })
+    }
+
+    /// The merchant's sandbox clock: the server's, moved ahead by the merchant's own advances.
+    /// Every decision about the merchant's orders, and every time shown of them, uses it.
+    pub async fn merchant_now(&self, merchant_id: &str) -> Result<Timestamp, StoreError> {
+        let remembered = self
+            .offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(merchant_id)
+            .filter(|(at, _)| at.elapsed() < OFFSET_REMEMBERED)
+            .map(|(_, offset)| *offset);
+        let offset = match remembered {
+            Some(offset) => offset,
+            None => {
+                let offset = dispatch!(self, clock_offset(merchant_id.to_owned()))?;
+                let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+                if offsets.len() >= 10_000 {
+                    offsets.clear();
+                }
+                offsets.insert(merchant_id.to_owned(), (std::time::Instant::now(), offset));
+                offset
+            }
+        };
+        Ok(self.now().plus_millis(offset))
+    }
+
+    /// Moves the merchant's sandbox clock forward by `by_millis` (never back); its new time.
+    pub async fn advance_merchant_clock(
+        &self,
+        merchant_id: &str,
+        by_millis: i64,
+    ) -> Result<Timestamp, StoreError> {
+        let offset = dispatch!(
+            self,
+            advance_clock(merchant_id.to_owned(), by_millis.max(0))
+        )?;
+        self.offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(merchant_id.to_owned(), (std::time::Instant::now(), offset));
+        Ok(self.now().plus_millis(offset))
+    }
+
+    /// How many of the merchant's deliveries are due by its clock and not yet attempted.
+    pub async fn due_deliveries(&self, merchant_id: &str) -> Result<i64, StoreError> {
+        dispatch!(self, due_deliveries(merchant_id.to_owned(), self.now()))
     }
 
     /// How events keep the order as it stood right after them; set once, before serving.
@@ -511,7 +565,8 @@ impl Store {
         if keys.into_iter().flatten().any(|key| has_nul(key)) {
             return Ok(Vec::new());
         }
-        dispatch!(self, orders(merchant_id.to_owned(), query, self.now()))
+        let now = self.merchant_now(merchant_id).await?;
+        dispatch!(self, orders(merchant_id.to_owned(), query, now))
     }
 
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_events.sql"),
     include_str!("../migrations/postgres/0003_credential_lifecycle.sql"),
     include_str!("../migrations/postgres/0004_webhooks.sql"),
+    include_str!("../migrations/postgres/0005_sandbox_clock.sql"),
 ];
 
 /// Any constant works; it only has to be the same on every node.
@@ -211,7 +212,16 @@ impl PostgresStore {
             action,
         } = job;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let now = self.clock.now();
+        // The merchant's sandbox clock: the server's, moved ahead as the merchant asked.
+        let offset: i64 = tx
+            .query_opt(
+                "SELECT clock_offset_ms FROM merchants WHERE id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(Failure::from)?
+            .map_or(0, |row| row.get(0));
+        let now = self.clock.now().plus_millis(offset);
         if let Some(claim) = &idempotency {
             let claimed = tx
                 .execute(
@@ -682,7 +692,9 @@ impl PostgresStore {
         let client = self.client().await?;
         let deleted = client
             .execute(
-                "DELETE FROM idempotency WHERE created_at < $1 AND status IS NOT NULL",
+                "DELETE FROM idempotency WHERE status IS NOT NULL AND created_at < $1
+                 + coalesce((SELECT clock_offset_ms FROM merchants
+                 WHERE merchants.id = idempotency.merchant_id), 0)",
                 &[&before_millis],
             )
             .await
@@ -699,8 +711,11 @@ impl PostgresStore {
         let mut due = Vec::new();
         let rows = client
             .query(
-                "SELECT merchant_id, id FROM orders WHERE closure IS NULL
-                 AND processor_reference IS NOT NULL AND expires_at <= $1 LIMIT $2",
+                "SELECT orders.merchant_id, orders.id FROM orders
+                 JOIN merchants ON merchants.id = orders.merchant_id
+                 WHERE orders.closure IS NULL AND orders.processor_reference IS NOT NULL
+                 AND orders.expires_at <= $1 + (SELECT max(clock_offset_ms) FROM merchants)
+                 AND orders.expires_at <= $1 + merchants.clock_offset_ms LIMIT $2",
                 &[&now.millis(), &limit],
             )
             .await
@@ -712,8 +727,10 @@ impl PostgresStore {
             .query(
                 "SELECT orders.merchant_id, captures.order_id, captures.id FROM captures
                  JOIN orders ON orders.id = captures.order_id
+                 JOIN merchants ON merchants.id = orders.merchant_id
                  WHERE captures.settles_at IS NOT NULL AND captures.settled_at IS NULL
-                 AND captures.settles_at <= $1 LIMIT $2",
+                 AND captures.settles_at <= $1 + (SELECT max(clock_offset_ms) FROM merchants)
+                 AND captures.settles_at <= $1 + merchants.clock_offset_ms LIMIT $2",
                 &[&now.millis(), &limit],
             )
             .await
@@ -723,6 +740,49 @@ impl PostgresStore {
             due.push((row.get(0), row.get(1), Command::Settle { capture_id }));
         }
         Ok(due)
+    }
+
+    pub async fn clock_offset(&self, merchant_id: String) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT clock_offset_ms FROM merchants WHERE id = $1",
+                &[&merchant_id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    pub async fn advance_clock(&self, merchant_id: String, by: i64) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE merchants SET clock_offset_ms = clock_offset_ms + $1 WHERE id = $2
+                 RETURNING clock_offset_ms",
+                &[&by, &merchant_id],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    pub async fn due_deliveries(
+        &self,
+        merchant_id: String,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM deliveries JOIN merchants ON merchants.id = deliveries.merchant_id
+                 WHERE deliveries.merchant_id = $1 AND deliveries.state = 'pending'
+                 AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms",
+                &[&merchant_id, &now.millis()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.get(0))
     }
 
     pub async fn events_since(
@@ -966,10 +1026,13 @@ impl PostgresStore {
         // SKIP LOCKED: nodes claiming together each take other deliveries.
         let ids: Vec<String> = tx
             .query(
-                "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries
-                 WHERE state = 'pending' AND next_attempt_at <= $2
-                 AND (lease_until IS NULL OR lease_until <= $2)
-                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
+                "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT deliveries.id FROM deliveries
+                     JOIN merchants ON merchants.id = deliveries.merchant_id
+                     WHERE deliveries.state = 'pending'
+                     AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $2)
+                     ORDER BY deliveries.next_attempt_at LIMIT $3
+                 FOR UPDATE OF deliveries SKIP LOCKED) RETURNING id",
                 &[&until.millis(), &now.millis(), &limit],
             )
             .await

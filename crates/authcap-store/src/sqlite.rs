@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_events.sql"),
     include_str!("../migrations/sqlite/0003_credential_lifecycle.sql"),
     include_str!("../migrations/sqlite/0004_webhooks.sql"),
+    include_str!("../migrations/sqlite/0005_sandbox_clock.sql"),
 ];
 
 type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
@@ -211,6 +212,46 @@ impl SqliteStore {
     ) -> Result<Vec<OrderRecord>, StoreError> {
         self.read(move |conn| list_orders(conn, &merchant_id, &query, now))
             .await
+    }
+
+    pub async fn clock_offset(&self, merchant_id: String) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT clock_offset_ms FROM merchants WHERE id = $1")?
+                .query_row([merchant_id], |r| r.get(0))
+                .optional()
+                .map(|offset| offset.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn advance_clock(&self, merchant_id: String, by: i64) -> Result<i64, StoreError> {
+        self.write_direct(move |tx| {
+            tx.query_row(
+                "UPDATE merchants SET clock_offset_ms = clock_offset_ms + $1 WHERE id = $2
+                 RETURNING clock_offset_ms",
+                params![by, merchant_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|offset| offset.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn due_deliveries(
+        &self,
+        merchant_id: String,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT count(*) FROM deliveries JOIN merchants ON merchants.id = deliveries.merchant_id
+                 WHERE deliveries.merchant_id = $1 AND deliveries.state = 'pending'
+                 AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms",
+            )?
+            .query_row(params![merchant_id, now.millis()], |r| r.get(0))
+        })
+        .await
     }
 
     pub async fn events_since(
@@ -410,8 +451,10 @@ impl SqliteStore {
         let due = self
             .read(move |conn| {
                 conn.prepare_cached(
-                    "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1
-                     AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1",
+                    "SELECT 1 FROM deliveries JOIN merchants ON merchants.id = deliveries.merchant_id
+                     WHERE deliveries.state = 'pending'
+                     AND deliveries.next_attempt_at <= $1 + merchants.clock_offset_ms
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $1) LIMIT 1",
                 )?
                 .exists([now.millis()])
             })
@@ -422,10 +465,13 @@ impl SqliteStore {
         self.write_direct(move |tx| {
             let ids: Vec<String> = tx
                 .prepare_cached(
-                    "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries
-                     WHERE state = 'pending' AND next_attempt_at <= $2
-                     AND (lease_until IS NULL OR lease_until <= $2)
-                     ORDER BY next_attempt_at LIMIT $3) RETURNING id",
+                    "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT deliveries.id FROM deliveries
+                     JOIN merchants ON merchants.id = deliveries.merchant_id
+                     WHERE deliveries.state = 'pending'
+                     AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $2)
+                     ORDER BY deliveries.next_attempt_at LIMIT $3)
+                     RETURNING id",
                 )?
                 .query_map(params![until.millis(), now.millis(), limit], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -724,7 +770,8 @@ impl SqliteStore {
     pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
         self.write_direct(move |tx| {
             tx.execute(
-                "DELETE FROM idempotency WHERE created_at < ?1",
+                "DELETE FROM idempotency WHERE created_at < $1 + coalesce((SELECT clock_offset_ms
+                 FROM merchants WHERE merchants.id = idempotency.merchant_id), 0)",
                 [before_millis],
             )
         })
@@ -739,8 +786,11 @@ impl SqliteStore {
         self.read(move |conn| {
             let mut due = Vec::new();
             let mut expiring = conn.prepare_cached(
-                "SELECT merchant_id, id FROM orders WHERE closure IS NULL
-                 AND processor_reference IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
+                "SELECT orders.merchant_id, orders.id FROM orders
+                 JOIN merchants ON merchants.id = orders.merchant_id
+                 WHERE orders.closure IS NULL AND orders.processor_reference IS NOT NULL
+                 AND orders.expires_at <= $1 + (SELECT max(clock_offset_ms) FROM merchants)
+                 AND orders.expires_at <= $1 + merchants.clock_offset_ms LIMIT $2",
             )?;
             let mut rows = expiring.query(params![now.millis(), limit])?;
             while let Some(row) = rows.next()? {
@@ -749,8 +799,10 @@ impl SqliteStore {
             let mut settling = conn.prepare_cached(
                 "SELECT orders.merchant_id, captures.order_id, captures.id FROM captures
                  JOIN orders ON orders.id = captures.order_id
+                 JOIN merchants ON merchants.id = orders.merchant_id
                  WHERE captures.settles_at IS NOT NULL AND captures.settled_at IS NULL
-                 AND captures.settles_at <= ?1 LIMIT ?2",
+                 AND captures.settles_at <= $1 + (SELECT max(clock_offset_ms) FROM merchants)
+                 AND captures.settles_at <= $1 + merchants.clock_offset_ms LIMIT $2",
             )?;
             let mut rows = settling.query(params![now.millis(), limit])?;
             while let Some(row) = rows.next()? {
@@ -931,6 +983,13 @@ fn execute_job(
             }));
         }
     }
+    // The merchant's sandbox clock: the server's, moved ahead as the merchant asked.
+    let offset: i64 = conn
+        .prepare_cached("SELECT clock_offset_ms FROM merchants WHERE id = $1")
+        .and_then(|mut s| s.query_row([&merchant_id], |r| r.get(0)).optional())
+        .map_err(unavailable)?
+        .unwrap_or(0);
+    let now = now.plus_millis(offset);
     let loaded = load(conn, &merchant_id, &action).map_err(unavailable)?;
     let decision = write::decide(merchant_id.clone(), action, loaded, now, processor);
     let created =

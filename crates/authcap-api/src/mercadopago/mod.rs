@@ -583,7 +583,10 @@ async fn get_order(
         .await?
         .ok_or(MpError::OrderNotFound)?;
     Ok(stored_response(
-        pipeline::json(StatusCode::OK, &order_body(&record, app.store.now())),
+        pipeline::json(
+            StatusCode::OK,
+            &order_body(&record, app.store.merchant_now(&merchant_id).await?),
+        ),
         false,
     ))
 }

@@ -483,7 +483,7 @@ async fn get_order(
     PathParam(order_id): PathParam,
 ) -> Result<Response, MspError> {
     let merchant_id = authenticate(&app, &headers, query.as_deref()).await?;
-    let now = app.store.now();
+    let now = app.store.merchant_now(&merchant_id).await?;
     if let Some(record) = app
         .store
         .order(&merchant_id, OrderLocator::Reference(order_id.clone()))

@@ -1,6 +1,7 @@
 //! The native JSON API under `/v1`: amounts are integers in minor units, errors are
 //! `application/problem+json`, every POST honours `Idempotency-Key`.
 
+pub mod clock;
 pub mod error;
 pub mod types;
 pub mod webhooks;
@@ -46,6 +47,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/orders/{id}/void", post(void_order))
         .route("/v1/orders/{id}/refunds", post(refund_order))
+        .route("/v1/test_helpers/clock", get(clock::get_clock))
+        .route("/v1/test_helpers/clock/advance", post(clock::advance_clock))
         .route("/v1/events", get(webhooks::list_events))
         .route("/v1/events/{id}", get(webhooks::get_event))
         .route("/v1/events/{id}/redeliver", post(webhooks::redeliver_event))
@@ -309,7 +312,8 @@ pub async fn get_order(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let record = authenticated_order(&app, &headers, id).await?;
-    Ok(axum::Json(OrderBody::of(&record, app.store.now())).into_response())
+    let now = app.store.merchant_now(&record.order.merchant_id).await?;
+    Ok(axum::Json(OrderBody::of(&record, now)).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/orders",
@@ -353,7 +357,7 @@ pub async fn list_orders(
     let mut records = app.store.orders(&merchant_id, list).await?;
     let has_more = records.len() > limit;
     records.truncate(limit);
-    let now = app.store.now();
+    let now = app.store.merchant_now(&merchant_id).await?;
     let body = OrderList {
         object: "list",
         data: records.iter().map(|r| OrderBody::of(r, now)).collect(),
@@ -425,7 +429,7 @@ pub async fn list_captures(
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let record = authenticated_order(&app, &headers, id).await?;
-    let now = app.store.now();
+    let now = app.store.merchant_now(&record.order.merchant_id).await?;
     let currency = record.order.currency;
     let body = CaptureList {
         object: "list",

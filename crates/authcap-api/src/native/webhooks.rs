@@ -199,6 +199,7 @@ pub async fn create_endpoint(
             format_args!("at most {ENDPOINTS_PER_MERCHANT_MAX} endpoints per merchant"),
         ));
     }
+    let created_at = app.store.merchant_now(&merchant_id).await?;
     let endpoint = WebhookEndpoint {
         id: new_id("we_"),
         merchant_id,
@@ -206,7 +207,7 @@ pub async fn create_endpoint(
         format,
         enabled_events,
         enabled: true,
-        created_at: app.store.now(),
+        created_at,
     };
     app.store.create_endpoint(endpoint.clone()).await?;
     let secret = endpoint_secret(&app.server_secret, &endpoint.id);

@@ -481,7 +481,10 @@ pub async fn get_order(
     let reference = path_reference(path)?;
     let record = find_order(&app, &merchant_id, &reference).await?;
     Ok(stored_response(
-        json_response(StatusCode::OK, &order_response(&record, app.store.now())),
+        json_response(
+            StatusCode::OK,
+            &order_response(&record, app.store.merchant_now(&merchant_id).await?),
+        ),
         false,
     )
     .into_response())

@@ -557,7 +557,7 @@ async fn requery(app: &AppState, request: Verified) -> Result<StoredResponse, Pw
     let order = &record.order;
     let currency = order.currency;
     let money = |a| currency.format_decimal(a);
-    let now = app.store.now();
+    let now = app.store.merchant_now(&request.merchant_id).await?;
     let body = RequeryBody {
         status: code::OK,
         message: "OK",

@@ -137,13 +137,22 @@ async fn events_are_delivered_as_signed_standard_webhooks() {
         .post(&format!("/v1/orders/{id}/captures"), json!({"amount": 400}))
         .await;
     assert_eq!(captured.status(), 201);
-    let got = receiver.wait_for(2).await;
+    let mut got = receiver.wait_for(2).await;
     for received in &got {
         assert!(
             verify(&secret, received),
             "signature verifies: {received:?}"
         );
     }
+    // Deliveries run concurrently and may arrive in any order; the events API has the order.
+    let order_of_events: Vec<String> = json_of(app.get("/v1/events").await).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort_by_key(|r| order_of_events.iter().position(|id| *id == r.id));
     let bodies: Vec<Value> = got.iter().map(Received::json).collect();
     let kinds: Vec<_> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["order.authorized", "capture.succeeded"]);
@@ -486,4 +495,166 @@ async fn events_tail_prints_events_as_they_happen() {
     assert_eq!(next()["type"], "capture.succeeded");
     let _ = tail.kill();
     let _ = tail.wait();
+}
+
+async fn advance(app: &TestApp, secret: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/test_helpers/clock/advance"))
+        .bearer_auth(secret)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_merchant_has_a_sandbox_clock_that_drives_expiry_settlement_and_retries() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let other = app.new_merchant().await;
+    let (receiver, url) = Receiver::start(vec![500]).await;
+    create_endpoint(&app, &url, json!(["order.expired", "capture.settled"])).await;
+    let open = app.authorized_order(1000, APPROVE).await;
+    let open_id = open["id"].as_str().unwrap().to_owned();
+    let later = app.authorized_order(1000, SETTLES_LATER).await;
+    let later_id = later["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/orders/{later_id}/captures"),
+        json!({"amount": 300}),
+    )
+    .await;
+    let theirs = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&other.secret_key)
+        .json(&order_body(&unique("o"), 1000, APPROVE))
+        .send()
+        .await
+        .unwrap();
+    let theirs_id = json_of(theirs).await["id"].as_str().unwrap().to_owned();
+    let before = json_of(app.get("/v1/test_helpers/clock").await).await;
+    assert_eq!(before["advanced_by_seconds"], 0);
+
+    // Three seconds: the pending capture settles (its webhook fails once: retried at 5 s).
+    let moved = advance(&app, &app.merchant.secret_key, json!({"seconds": 3})).await;
+    assert_eq!(moved.status(), 200);
+    assert_eq!(json_of(moved).await["advanced_by_seconds"], 3);
+    let settled = receiver.wait_for(1).await;
+    assert_eq!(settled[0].json()["type"], "capture.settled");
+    assert_eq!(
+        json_of(app.get(&format!("/v1/orders/{later_id}")).await).await["captures"][0]["status"],
+        "succeeded"
+    );
+    // Eight days: the retry is due and sent, the authorizations expire and are announced,
+    // before the advance answers.
+    let moved = advance(
+        &app,
+        &app.merchant.secret_key,
+        json!({"seconds": 8 * 86_400}),
+    )
+    .await;
+    assert_eq!(moved.status(), 200);
+    let got = receiver.wait_for(4).await;
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "order.expired").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "capture.settled").count(),
+        2,
+        "retried once"
+    );
+    let read = json_of(app.get(&format!("/v1/orders/{open_id}")).await).await;
+    assert_eq!(read["status"], "expired");
+    assert_eq!(read["released_amount"], 1000, "written down, not only read");
+    let refused = app
+        .post(
+            &format!("/v1/orders/{open_id}/captures"),
+            json!({"amount": 1}),
+        )
+        .await;
+    assert_eq!(json_of(refused).await["code"], "authorization_expired");
+    // Through the dialects too.
+    let msp = app
+        .client
+        .get(app.url(&format!(
+            "/multisafepay/v1/json/orders/{}",
+            read["reference"].as_str().unwrap()
+        )))
+        .header("api_key", &app.merchant.multisafepay_api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(msp).await["data"]["status"], "void");
+
+    // The other merchant's clock did not move: its order is still open.
+    let theirs = app
+        .client
+        .get(app.url(&format!("/v1/orders/{theirs_id}")))
+        .bearer_auth(&other.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(theirs).await["status"], "authorized");
+    let their_clock = app
+        .client
+        .get(app.url("/v1/test_helpers/clock"))
+        .bearer_auth(&other.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(their_clock).await["advanced_by_seconds"], 0);
+}
+
+#[tokio::test]
+async fn the_sandbox_clock_only_moves_forward_and_ages_idempotency_keys() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let key = |body: Value| {
+        app.request(Method::POST, "/v1/orders")
+            .header("Idempotency-Key", "aging")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        key(order_body("a1", 100, APPROVE)).await.unwrap().status(),
+        201
+    );
+    assert_eq!(
+        key(order_body("a2", 100, APPROVE)).await.unwrap().status(),
+        422
+    );
+    let secret = app.merchant.secret_key.clone();
+    for body in [
+        json!({}),
+        json!({"seconds": 0}),
+        json!({"seconds": 5, "to": "2030-01-01T00:00:00Z"}),
+        json!({"to": "2000-01-01T00:00:00Z"}),
+        json!({"to": "yesterday"}),
+        json!({"seconds": -5}),
+    ] {
+        assert_eq!(
+            advance(&app, &secret, body.clone()).await.status(),
+            400,
+            "{body}"
+        );
+    }
+    let clock = json_of(app.get("/v1/test_helpers/clock").await).await;
+    let now = clock["now"].as_str().unwrap();
+    let moved = advance(&app, &secret, json!({"to": now})).await;
+    assert_eq!(moved.status(), 400, "not moving is not an advance");
+    let moved = advance(&app, &secret, json!({"seconds": 25 * 3600})).await;
+    assert_eq!(moved.status(), 200);
+    // A day later the key is forgotten: it may serve another request.
+    assert_eq!(
+        key(order_body("a3", 100, APPROVE)).await.unwrap().status(),
+        201
+    );
 }
