@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authcap_core::Clock;
+use authcap_core::{Clock, EventKind};
 use authcap_store::{
     DeliveryAttempt, DeliveryOutcome, DueDelivery, StoredEvent, SystemClock, WebhookEndpoint,
 };
@@ -30,19 +30,20 @@ use crate::AppState;
 use crate::credentials::ServerSecret;
 
 /// Delays before the 2nd, 3rd, … attempts; after the last the delivery is failed.
-pub const RETRY_SCHEDULE: [Duration; 8] = [
+pub const RETRY_SCHEDULE: [Duration; 9] = [
     Duration::from_secs(5),
     Duration::from_secs(5 * 60),
     Duration::from_secs(30 * 60),
     Duration::from_secs(2 * 3600),
     Duration::from_secs(5 * 3600),
     Duration::from_secs(10 * 3600),
-    Duration::from_secs(10 * 3600),
+    Duration::from_secs(14 * 3600),
+    Duration::from_secs(20 * 3600),
     Duration::from_secs(24 * 3600),
 ];
 
 /// How long one attempt may take, connection and response included.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How much of a receiver's answer is read.
 const RESPONSE_BYTES_MAX: usize = 16 * 1024;
@@ -58,7 +59,40 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const LEASE: Duration = Duration::from_secs(60);
 
 /// The formats an endpoint can receive.
-pub const FORMATS: &[&str] = &["standard"];
+pub const FORMATS: &[&str] = &["standard", "mercadopago"];
+
+/// The event types a format has a notification for (`*` on an endpoint means these).
+pub fn events_of(format: &str) -> Vec<&'static str> {
+    EventKind::ALL
+        .into_iter()
+        .filter(|kind| format != "mercadopago" || mercadopago_action(*kind).is_some())
+        .map(EventKind::as_str)
+        .collect()
+}
+
+/// Mercado Pago's notification action for an event, if it has one.
+pub fn mercadopago_action(kind: EventKind) -> Option<&'static str> {
+    match kind {
+        EventKind::OrderAuthorized => Some("order.action_required"),
+        EventKind::OrderDeclined | EventKind::OrderFailed => Some("order.failed"),
+        EventKind::CaptureSucceeded | EventKind::CaptureSettled => Some("order.processed"),
+        EventKind::OrderVoided => Some("order.canceled"),
+        EventKind::OrderExpired => Some("order.expired"),
+        EventKind::RefundSucceeded => Some("order.refunded"),
+        EventKind::CapturePending | EventKind::CaptureDeclined => None,
+    }
+}
+
+/// The signing secret an endpoint of `format` is shown once, derived (never stored).
+pub fn secret_of(server_secret: &ServerSecret, endpoint_id: &str, format: &str) -> String {
+    match format {
+        // Mercado Pago's secrets are hex text, used as the HMAC key as they are written.
+        "mercadopago" => {
+            hex::encode(server_secret.derive(&format!("webhook-endpoint:{endpoint_id}")))
+        }
+        _ => endpoint_secret(server_secret, endpoint_id),
+    }
+}
 
 /// The signing secret of an endpoint, `whsec_` and base64 of 24 bytes derived from the server
 /// secret: never stored.
@@ -72,6 +106,64 @@ pub fn endpoint_secret(server_secret: &ServerSecret, endpoint_id: &str) -> Strin
 
 fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> Vec<u8> {
     server_secret.derive(&format!("webhook-endpoint:{endpoint_id}"))[..24].to_vec()
+}
+
+/// A Mercado Pago notification: `POST {url}?data.id=<order id, lowercased>&type=order`, its body
+/// and headers (`x-request-id`, `x-signature: ts=<s>,v1=<hex HMAC-SHA256 of the manifest>`).
+fn mercadopago_request(
+    endpoint: &WebhookEndpoint,
+    secret: &str,
+    event: &StoredEvent,
+    timestamp: i64,
+) -> Option<(String, Vec<(&'static str, String)>, Vec<u8>)> {
+    let action = mercadopago_action(event.event.kind)?;
+    let order_id =
+        crate::mercadopago::ids::render(crate::mercadopago::ids::ORDER, &event.event.order_id);
+    let data_id = order_id.to_ascii_lowercase();
+    let separator = if endpoint.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}data.id={data_id}&type=order", endpoint.url);
+    let request_id = uuid_like();
+    let manifest = format!("id:{data_id};request-id:{request_id};ts:{timestamp};");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(manifest.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let body = serde_json::json!({
+        "action": action,
+        "api_version": "v1",
+        "application_id": stable_number(&event.merchant_id, "application").to_string(),
+        "date_created": crate::wire::rfc3339(event.event.at),
+        "id": event.id,
+        "live_mode": false,
+        "type": "order",
+        "user_id": stable_number(&event.merchant_id, "user"),
+        "data": {"id": order_id},
+    });
+    let headers = vec![
+        ("x-request-id", request_id),
+        ("x-signature", format!("ts={timestamp},v1={signature}")),
+    ];
+    Some((url, headers, serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+/// A random id shaped like a UUID (8-4-4-4-12 hex digits).
+fn uuid_like() -> String {
+    let hex = hex::encode(rand::random::<[u8; 16]>());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// A stable positive number for a merchant (Mercado Pago's numeric user and application ids).
+fn stable_number(merchant_id: &str, what: &str) -> u64 {
+    let digest = <Sha256 as sha2::Digest>::digest(format!("{what}:{merchant_id}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(bytes) % 1_000_000_000_000
 }
 
 /// Standard Webhooks' `webhook-signature`: `v1,` and base64 of HMAC-SHA256 over
@@ -139,13 +231,13 @@ struct Answer {
     retry_after: Option<Duration>,
 }
 
-async fn send(endpoint: &WebhookEndpoint, headers: Vec<(&str, String)>, body: Vec<u8>) -> Answer {
+async fn send(url: &str, headers: Vec<(&str, String)>, body: Vec<u8>) -> Answer {
     let failed = |error: String| Answer {
         status: None,
         error: Some(error),
         retry_after: None,
     };
-    let Ok(uri) = endpoint.url.parse::<Uri>() else {
+    let Ok(uri) = url.parse::<Uri>() else {
         return failed("the URL does not parse".into());
     };
     let (Some(host), Some("http")) = (uri.host(), uri.scheme_str()) else {
@@ -202,18 +294,36 @@ async fn send(endpoint: &WebhookEndpoint, headers: Vec<(&str, String)>, body: Ve
 
 /// Attempts one delivery and records what came of it.
 async fn deliver(app: &AppState, delivery: DueDelivery) {
-    let body = event_json(&delivery.event);
     // Signature timestamps are real time, whatever the sandbox clock says.
     let timestamp = SystemClock.now().millis().div_euclid(1000);
-    let key = endpoint_key(&app.server_secret, &delivery.endpoint.id);
-    let signature = standard_signature(&key, &delivery.event.id, timestamp, &body);
-    let headers = vec![
-        ("webhook-id", delivery.event.id.clone()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ];
+    let endpoint = &delivery.endpoint;
+    let request = match endpoint.format.as_str() {
+        "mercadopago" => {
+            let secret = secret_of(&app.server_secret, &endpoint.id, &endpoint.format);
+            mercadopago_request(endpoint, &secret, &delivery.event, timestamp)
+        }
+        _ => {
+            let body = event_json(&delivery.event);
+            let key = endpoint_key(&app.server_secret, &endpoint.id);
+            let signature = standard_signature(&key, &delivery.event.id, timestamp, &body);
+            let headers = vec![
+                ("webhook-id", delivery.event.id.clone()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature),
+            ];
+            Some((endpoint.url.clone(), headers, body))
+        }
+    };
     let started = Instant::now();
-    let answer = send(&delivery.endpoint, headers, body).await;
+    let answer = match request {
+        Some((url, headers, body)) => send(&url, headers, body).await,
+        // Planned before the endpoint's format had no notification for it: nothing to send.
+        None => Answer {
+            status: Some(200),
+            error: None,
+            retry_after: None,
+        },
+    };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let attempts = delivery.attempts + 1;
     // Retries are scheduled on the merchant's clock, so its sandbox clock moves them too.

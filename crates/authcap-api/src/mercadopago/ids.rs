@@ -74,8 +74,11 @@ pub fn render(mp_prefix: &str, authcap_id: &str) -> String {
 }
 
 /// The Authcap id behind a Mercado Pago id, or `None` when it is not well formed.
+/// Case does not matter (webhook notifications carry the id lowercased, as Mercado Pago's
+/// documentation signs it).
 pub fn parse(mp_prefix: &str, authcap_prefix: &str, mp_id: &str) -> Option<String> {
-    let digits = mp_id.strip_prefix(mp_prefix)?;
+    let upper = mp_id.to_ascii_uppercase();
+    let digits = upper.strip_prefix(mp_prefix)?;
     let value = crockford_decode(digits)?;
     Some(format!("{authcap_prefix}{}", base62_encode(value)))
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::{Problem, authenticate, invalid, serde_urlencoded_pairs};
 use crate::AppState;
-use crate::webhooks::{FORMATS, endpoint_secret, event_json};
+use crate::webhooks::{FORMATS, event_json, events_of, secret_of};
 use crate::wire::{PathParam, new_id, parse_json, read_body, rfc3339};
 
 const LIST_LIMIT_MAX: u32 = 100;
@@ -182,16 +182,24 @@ pub async fn create_endpoint(
             format_args!("must be one of: {}", FORMATS.join(", ")),
         ));
     }
-    let enabled_events = request.enabled_events.unwrap_or_else(|| vec!["*".into()]);
+    let offered = events_of(&format);
+    let mut enabled_events = request.enabled_events.unwrap_or_else(|| vec!["*".into()]);
     if enabled_events.is_empty()
         || enabled_events
             .iter()
-            .any(|e| e != "*" && EventKind::parse(e).is_none())
+            .any(|e| e != "*" && !offered.contains(&e.as_str()))
     {
         return Err(invalid(
             "enabled_events",
-            "must be [\"*\"] or a list of event types",
+            format_args!(
+                "must be [\"*\"] or a list of the event types the `{format}` format has: {}",
+                offered.join(", ")
+            ),
         ));
+    }
+    // `*` is every event the format has a notification for.
+    if enabled_events.iter().any(|e| e == "*") && offered.len() < EventKind::ALL.len() {
+        enabled_events = offered.iter().map(|e| (*e).to_owned()).collect();
     }
     if app.store.endpoints(&merchant_id).await?.len() >= ENDPOINTS_PER_MERCHANT_MAX {
         return Err(invalid(
@@ -210,7 +218,7 @@ pub async fn create_endpoint(
         created_at,
     };
     app.store.create_endpoint(endpoint.clone()).await?;
-    let secret = endpoint_secret(&app.server_secret, &endpoint.id);
+    let secret = secret_of(&app.server_secret, &endpoint.id, &endpoint.format);
     let body = EndpointBody::of(&endpoint, Some(secret));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -23,6 +23,8 @@ struct Received {
     timestamp: String,
     signature: String,
     body: Vec<u8>,
+    query: String,
+    headers: HeaderMap,
 }
 
 impl Received {
@@ -38,7 +40,12 @@ struct Receiver {
     answers: Arc<Mutex<Vec<u16>>>,
 }
 
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(receiver): State<Receiver>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let header = |name: &str| {
         headers
             .get(name)
@@ -51,6 +58,8 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: body.to_vec(),
+        query: query.unwrap_or_default(),
+        headers: headers.clone(),
     });
     let mut answers = receiver.answers.lock().unwrap();
     let status = if answers.is_empty() {
@@ -657,4 +666,89 @@ async fn the_sandbox_clock_only_moves_forward_and_ages_idempotency_keys() {
         key(order_body("a3", 100, APPROVE)).await.unwrap().status(),
         201
     );
+}
+
+#[tokio::test]
+async fn mercadopago_endpoints_receive_mercadopago_notifications() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let response = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": url, "format": "mercadopago"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let endpoint = json_of(response).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 64);
+    let events = endpoint["enabled_events"].as_array().unwrap();
+    assert!(!events.contains(&json!("capture.pending")), "{events:?}");
+    let refused = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:1/x", "format": "mercadopago",
+                   "enabled_events": ["capture.pending"]}),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+
+    let order = app.authorized_order(1000, APPROVE).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/v1/orders/{id}/captures"), json!({}))
+        .await;
+    app.post(&format!("/v1/orders/{id}/refunds"), json!({"amount": 100}))
+        .await;
+    let got = receiver.wait_for(3).await;
+    let mut actions = Vec::new();
+    let mut checks = Vec::new();
+    for received in &got {
+        let body = received.json();
+        actions.push(body["action"].as_str().unwrap().to_owned());
+        assert_eq!(body["type"], "order");
+        assert_eq!(body["live_mode"], false);
+        let order_id = body["data"]["id"].as_str().unwrap().to_owned();
+        assert!(order_id.starts_with("ORD"));
+        let data_id = order_id.to_ascii_lowercase();
+        assert_eq!(received.query, format!("data.id={data_id}&type=order"));
+        let request_id = received.headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let signature = received.headers["x-signature"].to_str().unwrap().to_owned();
+        // Independent check of the manifest's HMAC.
+        let (ts, v1) = signature
+            .split_once(',')
+            .map(|(ts, v1)| (ts.trim_start_matches("ts="), v1.trim_start_matches("v1=")))
+            .unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("id:{data_id};request-id:{request_id};ts:{ts};").as_bytes());
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
+        // The id as notified reads the order.
+        let read = app
+            .client
+            .get(app.url(&format!("/mercadopago/v1/orders/{data_id}")))
+            .bearer_auth(&app.merchant.mercadopago_access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+        checks.push(json!({"x_signature": signature, "x_request_id": request_id,
+                           "data_id": data_id}));
+    }
+    actions.sort();
+    assert_eq!(
+        actions,
+        ["order.action_required", "order.processed", "order.refunded"]
+    );
+    let file = std::env::temp_dir().join(format!("authcap-mp-{}.json", unique("mp")));
+    std::fs::write(
+        &file,
+        json!({"secret": secret, "notifications": checks}).to_string(),
+    )
+    .unwrap();
+    run_sdk_script("mercadopago_webhook_verify.py", &[file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(file);
 }
