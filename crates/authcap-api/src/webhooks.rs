@@ -110,12 +110,19 @@ fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> Vec<u8> {
 
 /// A Mercado Pago notification: `POST {url}?data.id=<order id, lowercased>&type=order`, its body
 /// and headers (`x-request-id`, `x-signature: ts=<s>,v1=<hex HMAC-SHA256 of the manifest>`).
+/// A request to send: where, with which headers, what.
+struct Outgoing {
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
 fn mercadopago_request(
     endpoint: &WebhookEndpoint,
     secret: &str,
     event: &StoredEvent,
     timestamp: i64,
-) -> Option<(String, Vec<(&'static str, String)>, Vec<u8>)> {
+) -> Option<Outgoing> {
     let action = mercadopago_action(event.event.kind)?;
     let order_id =
         crate::mercadopago::ids::render(crate::mercadopago::ids::ORDER, &event.event.order_id);
@@ -142,7 +149,11 @@ fn mercadopago_request(
         ("x-request-id", request_id),
         ("x-signature", format!("ts={timestamp},v1={signature}")),
     ];
-    Some((url, headers, serde_json::to_vec(&body).unwrap_or_default()))
+    Some(Outgoing {
+        url,
+        headers,
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    })
 }
 
 /// A random id shaped like a UUID (8-4-4-4-12 hex digits).
@@ -231,7 +242,7 @@ struct Answer {
     retry_after: Option<Duration>,
 }
 
-async fn send(url: &str, headers: Vec<(&str, String)>, body: Vec<u8>) -> Answer {
+async fn send(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Answer {
     let failed = |error: String| Answer {
         status: None,
         error: Some(error),
@@ -311,12 +322,16 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
                 ("webhook-timestamp", timestamp.to_string()),
                 ("webhook-signature", signature),
             ];
-            Some((endpoint.url.clone(), headers, body))
+            Some(Outgoing {
+                url: endpoint.url.clone(),
+                headers,
+                body,
+            })
         }
     };
     let started = Instant::now();
     let answer = match request {
-        Some((url, headers, body)) => send(&url, headers, body).await,
+        Some(outgoing) => send(&outgoing.url, outgoing.headers, outgoing.body).await,
         // Planned before the endpoint's format had no notification for it: nothing to send.
         None => Answer {
             status: Some(200),

@@ -916,10 +916,19 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing() {
     // Paths, bodies and methods.
     let order = manual_order(&app, None, "t").await;
     let id = order["id"].as_str().unwrap();
+    // Notifications carry the id lowercased: it reads the same order.
+    let lower = mp(
+        &app,
+        Method::GET,
+        &format!("/v1/orders/{}", id.to_lowercase()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(json_of(lower).await["id"], id);
     for bad in [
         "nope",
         "ord_123",
-        &id.to_lowercase(),
         &format!("{id}0"),
         &format!("PAY{}", &id[3..]),
     ] {
