@@ -184,3 +184,98 @@ async fn acknowledged_captures_survive_kill_9() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// Receives webhooks on `listener`, recording each `webhook-id`.
+fn receive_into(listener: std::net::TcpListener, got: Arc<std::sync::Mutex<Vec<String>>>) {
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let record = move |headers: axum::http::HeaderMap| {
+        let got = got.clone();
+        async move {
+            if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                got.lock().unwrap().push(id.to_owned());
+            }
+            "ok"
+        }
+    };
+    let app = axum::Router::new().route("/hooks", axum::routing::post(record));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pending_deliveries_survive_kill_9() {
+    let Some(database) = TestDatabase::new().await.map(Arc::new) else {
+        return;
+    };
+    let merchant = {
+        let store = Store::open(&database.url, Arc::new(Simulator))
+            .await
+            .unwrap();
+        let secret = ServerSecret::load(&store, None).await.unwrap();
+        credentials::create_merchant(&store, &secret, "Crash")
+            .await
+            .unwrap()
+    };
+    let client = Client::new();
+    // The receiver's address is taken, but nothing answers on it yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let parked = listener.try_clone().unwrap();
+    drop(listener);
+    let (node, base) = start(&database.url);
+    let endpoint = client
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(&merchant.secret_key)
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endpoint.status(), 201);
+    for n in 0..5 {
+        let created = client
+            .post(format!("{base}/v1/orders"))
+            .bearer_auth(&merchant.secret_key)
+            .json(&order_body(&format!("k9-{n}"), 100, APPROVE))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let events: Value = client
+        .get(format!("{base}/v1/events?limit=100"))
+        .bearer_auth(&merchant.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expected: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expected.len(), 5);
+    drop(node); // kill -9, deliveries pending.
+    drop(parked);
+
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener =
+        std::net::TcpListener::bind(url.trim_start_matches("http://").trim_end_matches("/hooks"))
+            .expect("the receiver's port is free again");
+    receive_into(listener, got.clone());
+    let (_node, _) = start(&database.url);
+    // The first attempts failed (nothing answered): retries come 5 s later.
+    for _ in 0..200 {
+        let received = got.lock().unwrap().clone();
+        if expected.iter().all(|id| received.contains(id)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "not every event was delivered after kill -9: got {:?}, expected {expected:?}",
+        got.lock().unwrap()
+    );
+}
