@@ -2,14 +2,16 @@
 //!
 //! Credentials are 128+ random bits, so a fast hash is the right tool (a slow password hash
 //! protects low-entropy secrets). Lookups go by hash, which leaks nothing useful about the
-//! clear value through timing; secrets that must be known in clear to verify a signature
-//! (Pipwave's `api_secret`) are derived from the server secret instead of being stored.
+//! clear value through timing; secrets that must be known in clear to verify or make a
+//! signature (Pipwave's `api_key` and `api_secret`, MultiSafepay's API key, which signs its
+//! notifications) are derived from the server secret and the generation instead of being
+//! stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use authcap_store::{Credential, CredentialKind, NewMerchant, Store, StoreError};
+use authcap_store::{Credential, CredentialKind, HashFor, NewMerchant, Store, StoreError};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -87,11 +89,24 @@ impl ServerSecret {
 
     /// The Pipwave `api_secret` of a merchant's API key of `generation` (0: as first issued).
     pub fn pipwave_api_secret(&self, merchant_id: &str, generation: i64) -> String {
-        let purpose = match generation {
-            0 => format!("pipwave-api-secret:{merchant_id}"),
-            n => format!("pipwave-api-secret:{merchant_id}:{n}"),
-        };
-        hex::encode(&self.derive(&purpose)[..16])
+        hex::encode(&self.derive(&purpose("pipwave-api-secret", merchant_id, generation))[..16])
+    }
+
+    /// The Pipwave `api_key` of a merchant's `generation` (it is in every notification).
+    pub fn pipwave_api_key(&self, merchant_id: &str, generation: i64) -> String {
+        hex::encode(&self.derive(&purpose("pipwave-api-key", merchant_id, generation))[..16])
+    }
+
+    /// The MultiSafepay API key of a merchant's `generation` (it signs the notifications).
+    pub fn multisafepay_api_key(&self, merchant_id: &str, generation: i64) -> String {
+        hex::encode(&self.derive(&purpose("multisafepay-api-key", merchant_id, generation))[..20])
+    }
+}
+
+fn purpose(what: &str, merchant_id: &str, generation: i64) -> String {
+    match generation {
+        0 => format!("{what}:{merchant_id}"),
+        n => format!("{what}:{merchant_id}:{n}"),
     }
 }
 
@@ -116,20 +131,17 @@ pub struct IssuedCredentials {
     pub pipwave_api_secret: String,
 }
 
-/// Fresh random credentials of every kind (the Pipwave secret is derived, not drawn).
+/// Fresh random credentials of every kind that is drawn, not derived.
 struct Fresh {
     secret_key: String,
-    multisafepay_api_key: String,
     mercadopago_access_token: String,
     optty_client_id: String,
     optty_client_secret: String,
-    pipwave_api_key: String,
 }
 
 fn fresh_credentials() -> Fresh {
     Fresh {
         secret_key: format!("sk_{}", random_text(ALNUM, 40)),
-        multisafepay_api_key: random_text(HEX, 40),
         mercadopago_access_token: format!(
             "APP_USR-{}-{}-{}-{}",
             random_text(DIGITS, 16),
@@ -139,7 +151,6 @@ fn fresh_credentials() -> Fresh {
         ),
         optty_client_id: random_text(ALNUM, 26),
         optty_client_secret: random_text(ALNUM, 48),
-        pipwave_api_key: random_text(ALNUM, 32),
     }
 }
 
@@ -153,11 +164,11 @@ pub async fn create_merchant(
     let issued = IssuedCredentials {
         name: name.to_owned(),
         secret_key: fresh.secret_key,
-        multisafepay_api_key: fresh.multisafepay_api_key,
+        multisafepay_api_key: server_secret.multisafepay_api_key(&merchant_id, 0),
         mercadopago_access_token: fresh.mercadopago_access_token,
         optty_client_id: fresh.optty_client_id,
         optty_client_secret: fresh.optty_client_secret,
-        pipwave_api_key: fresh.pipwave_api_key,
+        pipwave_api_key: server_secret.pipwave_api_key(&merchant_id, 0),
         pipwave_api_secret: server_secret.pipwave_api_secret(&merchant_id, 0),
         merchant_id,
     };
@@ -361,33 +372,36 @@ pub async fn rotate(
     for set in sets {
         match set {
             CredentialSet::Native => {
-                hashes.push((crate::native::SECRET_KEY, hash(&fresh.secret_key)));
+                hashes.push((crate::native::SECRET_KEY, fixed(&fresh.secret_key)));
                 rotated.secret_key = Some(fresh.secret_key.clone());
             }
             CredentialSet::Multisafepay => {
+                let (secret, merchant) = (server_secret.clone(), merchant_id.to_owned());
                 hashes.push((
                     crate::multisafepay::API_KEY,
-                    hash(&fresh.multisafepay_api_key),
+                    Box::new(move |g| hash(&secret.multisafepay_api_key(&merchant, g))),
                 ));
-                rotated.multisafepay_api_key = Some(fresh.multisafepay_api_key.clone());
             }
             CredentialSet::Mercadopago => {
                 let token = &fresh.mercadopago_access_token;
-                hashes.push((crate::mercadopago::ACCESS_TOKEN, hash(token)));
+                hashes.push((crate::mercadopago::ACCESS_TOKEN, fixed(token)));
                 rotated.mercadopago_access_token = Some(token.clone());
             }
             CredentialSet::Optty => {
-                hashes.push((crate::optty::CLIENT_ID, hash(&fresh.optty_client_id)));
+                hashes.push((crate::optty::CLIENT_ID, fixed(&fresh.optty_client_id)));
                 hashes.push((
                     crate::optty::CLIENT_SECRET,
-                    hash(&fresh.optty_client_secret),
+                    fixed(&fresh.optty_client_secret),
                 ));
                 rotated.optty_client_id = Some(fresh.optty_client_id.clone());
                 rotated.optty_client_secret = Some(fresh.optty_client_secret.clone());
             }
             CredentialSet::Pipwave => {
-                hashes.push((crate::pipwave::API_KEY, hash(&fresh.pipwave_api_key)));
-                rotated.pipwave_api_key = Some(fresh.pipwave_api_key.clone());
+                let (secret, merchant) = (server_secret.clone(), merchant_id.to_owned());
+                hashes.push((
+                    crate::pipwave::API_KEY,
+                    Box::new(move |g| hash(&secret.pipwave_api_key(&merchant, g))),
+                ));
             }
         }
     }
@@ -399,9 +413,45 @@ pub async fn rotate(
     else {
         return Ok(None);
     };
-    if rotated.pipwave_api_key.is_some() {
+    if sets.contains(&CredentialSet::Multisafepay) {
+        rotated.multisafepay_api_key =
+            Some(server_secret.multisafepay_api_key(merchant_id, generation));
+    }
+    if sets.contains(&CredentialSet::Pipwave) {
+        rotated.pipwave_api_key = Some(server_secret.pipwave_api_key(merchant_id, generation));
         rotated.pipwave_api_secret =
             Some(server_secret.pipwave_api_secret(merchant_id, generation));
     }
     Ok(Some(rotated))
+}
+
+/// The hash of a credential drawn before its generation is known.
+fn fixed(clear: &str) -> HashFor {
+    let hashed = hash(clear);
+    Box::new(move |_| hashed.clone())
+}
+
+/// The merchant's newest working credential of a derived `kind` in clear, when it was derived
+/// (merchants made before these were derived keep random ones until they rotate them).
+pub async fn derived_credential(
+    resolver: &Resolver,
+    store: &Store,
+    server_secret: &ServerSecret,
+    merchant_id: &str,
+    kind: CredentialKind,
+) -> Result<Option<String>, StoreError> {
+    let Some(generation) = store.newest_generation(merchant_id, kind).await? else {
+        return Ok(None);
+    };
+    let clear = if kind == crate::multisafepay::API_KEY {
+        server_secret.multisafepay_api_key(merchant_id, generation)
+    } else if kind == crate::pipwave::API_KEY {
+        server_secret.pipwave_api_key(merchant_id, generation)
+    } else {
+        return Ok(None);
+    };
+    let owner = resolver.credential(kind, &clear).await?;
+    Ok(owner
+        .filter(|c| c.merchant_id == merchant_id && c.generation == generation)
+        .map(|_| clear))
 }

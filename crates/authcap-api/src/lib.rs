@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mercadopago;
 pub mod multisafepay;
 pub mod native;
+mod notifications;
 pub mod openapi;
 pub mod optty;
 pub mod pipeline;
@@ -72,10 +73,8 @@ type Probed = (Instant, Result<(), String>);
 
 impl AppState {
     pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
-        // Every event keeps the order as the native API showed it right after.
-        store.set_event_snapshot(Arc::new(|record, at| {
-            serde_json::to_vec(&native::types::OrderBody::of(record, at)).unwrap_or_default()
-        }));
+        // Every event keeps the order as each API showed it right after.
+        store.set_event_snapshot(Arc::new(notifications::snapshot));
         AppState {
             credentials: credentials::Resolver::new(store.clone()),
             failed_authentications: limits::FailedAuthentications::new(

@@ -26,8 +26,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
-use crate::AppState;
 use crate::credentials::ServerSecret;
+use crate::{AppState, notifications};
 
 /// Delays before the 2nd, 3rd, … attempts; after the last the delivery is failed.
 pub const RETRY_SCHEDULE: [Duration; 9] = [
@@ -59,7 +59,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const LEASE: Duration = Duration::from_secs(60);
 
 /// The formats an endpoint can receive.
-pub const FORMATS: &[&str] = &["standard", "mercadopago"];
+pub const FORMATS: &[&str] = &[
+    "standard",
+    "mercadopago",
+    "multisafepay",
+    "optty",
+    "pipwave",
+];
 
 /// The event types a format has a notification for (`*` on an endpoint means these).
 pub fn events_of(format: &str) -> Vec<&'static str> {
@@ -83,14 +89,16 @@ pub fn mercadopago_action(kind: EventKind) -> Option<&'static str> {
     }
 }
 
-/// The signing secret an endpoint of `format` is shown once, derived (never stored).
-pub fn secret_of(server_secret: &ServerSecret, endpoint_id: &str, format: &str) -> String {
+/// The signing secret an endpoint of `format` is shown once, derived (never stored); none for
+/// the formats signed with the merchant's own API credentials (MultiSafepay, Pipwave).
+pub fn secret_of(server_secret: &ServerSecret, endpoint_id: &str, format: &str) -> Option<String> {
     match format {
         // Mercado Pago's secrets are hex text, used as the HMAC key as they are written.
-        "mercadopago" => {
-            hex::encode(server_secret.derive(&format!("webhook-endpoint:{endpoint_id}")))
-        }
-        _ => endpoint_secret(server_secret, endpoint_id),
+        "mercadopago" => Some(hex::encode(
+            server_secret.derive(&format!("webhook-endpoint:{endpoint_id}")),
+        )),
+        "multisafepay" | "pipwave" => None,
+        _ => Some(endpoint_secret(server_secret, endpoint_id)),
     }
 }
 
@@ -104,19 +112,43 @@ pub fn endpoint_secret(server_secret: &ServerSecret, endpoint_id: &str) -> Strin
     )
 }
 
-fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> Vec<u8> {
+pub(crate) fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> Vec<u8> {
     server_secret.derive(&format!("webhook-endpoint:{endpoint_id}"))[..24].to_vec()
+}
+
+/// A request to send: where, with which headers, what, and which answer accepts it.
+pub(crate) struct Outgoing {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    pub acceptance: Acceptance,
+}
+
+/// Which answers mean delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Acceptance {
+    Status2xx,
+    /// MultiSafepay: a 200 whose first 100 characters contain `OK`.
+    MultisafepayOk,
+    /// Pipwave: a 2xx whose body is `OK`.
+    PipwaveOk,
+}
+
+impl Acceptance {
+    fn accepts(self, status: u16, body: &[u8]) -> bool {
+        match self {
+            Acceptance::Status2xx => (200..300).contains(&status),
+            Acceptance::MultisafepayOk => {
+                let start = &body[..body.len().min(100)];
+                status == 200 && start.windows(2).any(|w| w == b"OK")
+            }
+            Acceptance::PipwaveOk => (200..300).contains(&status) && body.trim_ascii() == b"OK",
+        }
+    }
 }
 
 /// A Mercado Pago notification: `POST {url}?data.id=<order id, lowercased>&type=order`, its body
 /// and headers (`x-request-id`, `x-signature: ts=<s>,v1=<hex HMAC-SHA256 of the manifest>`).
-/// A request to send: where, with which headers, what.
-struct Outgoing {
-    url: String,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-}
-
 fn mercadopago_request(
     endpoint: &WebhookEndpoint,
     secret: &str,
@@ -153,6 +185,7 @@ fn mercadopago_request(
         url,
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
+        acceptance: Acceptance::Status2xx,
     })
 }
 
@@ -208,11 +241,7 @@ pub struct EventData<'a> {
 
 /// The event as the native API and standard webhooks show it.
 pub fn event_json(event: &StoredEvent) -> Vec<u8> {
-    let payload = event
-        .payload
-        .as_deref()
-        .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .and_then(|text| serde_json::from_str::<Box<RawValue>>(text).ok())
+    let payload = notifications::rendered(event, notifications::Rendering::Native)
         .unwrap_or_else(|| RawValue::from_string("null".into()).expect("null is JSON"));
     let body = EventBody {
         id: &event.id,
@@ -240,14 +269,28 @@ struct Answer {
     status: Option<u16>,
     error: Option<String>,
     retry_after: Option<Duration>,
+    accepted: bool,
 }
 
-async fn send(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Answer {
-    let failed = |error: String| Answer {
-        status: None,
-        error: Some(error),
-        retry_after: None,
-    };
+impl Answer {
+    fn failed(error: String) -> Answer {
+        Answer {
+            status: None,
+            error: Some(error),
+            retry_after: None,
+            accepted: false,
+        }
+    }
+}
+
+async fn send(outgoing: Outgoing) -> Answer {
+    let Outgoing {
+        url,
+        headers,
+        body,
+        acceptance,
+    } = outgoing;
+    let failed = Answer::failed;
     let Ok(uri) = url.parse::<Uri>() else {
         return failed("the URL does not parse".into());
     };
@@ -287,17 +330,24 @@ async fn send(url: &str, headers: Vec<(&'static str, String)>, body: Vec<u8>) ->
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         // A bounded read of the answer, so a receiver cannot make the worker hold much.
-        let _ = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
+        let answer = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
             .collect()
-            .await;
-        Ok::<_, String>((status, retry_after))
+            .await
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>((status, retry_after, answer))
     };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
-        Ok(Ok((status, retry_after))) => Answer {
-            status: Some(status),
-            error: None,
-            retry_after,
-        },
+        Ok(Ok((status, retry_after, answer))) => {
+            let accepted = acceptance.accepts(status, &answer);
+            Answer {
+                status: Some(status),
+                error: (!accepted && (200..300).contains(&status))
+                    .then(|| "the answer's body is not the OK this format requires".into()),
+                retry_after,
+                accepted,
+            }
+        }
         Ok(Err(error)) => failed(error),
         Err(_) => failed(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
     }
@@ -308,11 +358,26 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
     // Signature timestamps are real time, whatever the sandbox clock says.
     let timestamp = SystemClock.now().millis().div_euclid(1000);
     let endpoint = &delivery.endpoint;
+    let event = &delivery.event;
     let request = match endpoint.format.as_str() {
         "mercadopago" => {
             let secret = secret_of(&app.server_secret, &endpoint.id, &endpoint.format);
-            mercadopago_request(endpoint, &secret, &delivery.event, timestamp)
+            Ok(mercadopago_request(
+                endpoint,
+                &secret.unwrap_or_default(),
+                event,
+                timestamp,
+            ))
         }
+        "multisafepay" => notifications::multisafepay(app, endpoint, event, timestamp)
+            .await
+            .map(Some),
+        "optty" => notifications::optty(app, endpoint, event, timestamp)
+            .await
+            .map(Some),
+        "pipwave" => notifications::pipwave(app, endpoint, event, timestamp)
+            .await
+            .map(Some),
         _ => {
             let body = event_json(&delivery.event);
             let key = endpoint_key(&app.server_secret, &endpoint.id);
@@ -322,22 +387,25 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
                 ("webhook-timestamp", timestamp.to_string()),
                 ("webhook-signature", signature),
             ];
-            Some(Outgoing {
+            Ok(Some(Outgoing {
                 url: endpoint.url.clone(),
                 headers,
                 body,
-            })
+                acceptance: Acceptance::Status2xx,
+            }))
         }
     };
     let started = Instant::now();
     let answer = match request {
-        Some(outgoing) => send(&outgoing.url, outgoing.headers, outgoing.body).await,
+        Ok(Some(outgoing)) => send(outgoing).await,
         // Planned before the endpoint's format had no notification for it: nothing to send.
-        None => Answer {
+        Ok(None) => Answer {
             status: Some(200),
             error: None,
             retry_after: None,
+            accepted: true,
         },
+        Err(unsendable) => Answer::failed(unsendable),
     };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let attempts = delivery.attempts + 1;
@@ -347,7 +415,7 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
         Err(_) => app.store.now(),
     };
     let outcome = match answer.status {
-        Some(status) if (200..300).contains(&status) => DeliveryOutcome::Delivered,
+        _ if answer.accepted => DeliveryOutcome::Delivered,
         Some(410) => DeliveryOutcome::EndpointGone,
         _ => match next_delay(attempts, answer.retry_after) {
             Some(delay) => {

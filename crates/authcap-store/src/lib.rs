@@ -336,6 +336,9 @@ pub struct MerchantSummary {
     pub credentials: Vec<(String, i64, Option<Timestamp>)>,
 }
 
+/// A new credential's lookup hash, given the generation it is issued in.
+pub type HashFor = Box<dyn Fn(i64) -> String + Send + Sync>;
+
 /// A merchant to create; credentials arrive hashed, never in clear.
 pub struct NewMerchant {
     pub id: String,
@@ -623,13 +626,29 @@ impl Store {
         )
     }
 
+    /// The newest generation of the merchant's working credentials of this kind.
+    pub async fn newest_generation(
+        &self,
+        merchant_id: &str,
+        kind: CredentialKind,
+    ) -> Result<Option<i64>, StoreError> {
+        if has_nul(merchant_id) {
+            return Ok(None);
+        }
+        dispatch!(
+            self,
+            newest_generation(merchant_id.to_owned(), kind, self.now())
+        )
+    }
+
     /// Replaces the merchant's credentials of the given kinds with `new` ones (a new
-    /// generation); the old ones stop working at `retire_at` (now, or after a grace period).
+    /// generation, which each new credential's hash may depend on: some are derived from
+    /// it); the old ones stop working at `retire_at` (now, or after a grace period).
     /// Returns the new generation, or `None` when there is no such merchant.
     pub async fn rotate_credentials(
         &self,
         merchant_id: &str,
-        new: Vec<(CredentialKind, String)>,
+        new: Vec<(CredentialKind, HashFor)>,
         retire_at: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
         if has_nul(merchant_id) {

@@ -25,9 +25,9 @@ use crate::rows::{
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
     Credential, CredentialKind, DeliveryAttempt, DeliveryOutcome, Discrepancy, DueDelivery,
-    EventQuery, EventSnapshot, Executed, ListQuery, MerchantSummary, NewMerchant, OrderLocator,
-    OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint, WriteError, new_id,
-    unavailable,
+    EventQuery, EventSnapshot, Executed, HashFor, ListQuery, MerchantSummary, NewMerchant,
+    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint,
+    WriteError, new_id, unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -531,10 +531,28 @@ impl PostgresStore {
         Ok(row.is_some())
     }
 
+    pub async fn newest_generation(
+        &self,
+        merchant_id: String,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT max(generation) FROM merchant_credentials WHERE merchant_id = $1
+                 AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
+                &[&merchant_id, &kind.as_str(), &now.millis()],
+            )
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.get(0))
+    }
+
     pub async fn rotate_credentials(
         &self,
         merchant_id: String,
-        new: Vec<(CredentialKind, String)>,
+        new: Vec<(CredentialKind, HashFor)>,
         retire_at: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
         let mut client = self.client().await?;
@@ -559,7 +577,8 @@ impl PostgresStore {
             .await
             .map_err(Failure::from)?
             .get(0);
-        for (kind, hash) in &new {
+        for (kind, hash_for) in &new {
+            let hash = hash_for(generation);
             tx.execute(
                 "UPDATE merchant_credentials SET expires_at = $3 WHERE merchant_id = $1
                  AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
@@ -570,7 +589,7 @@ impl PostgresStore {
             tx.execute(
                 "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id, generation)
                  VALUES ($1, $2, $3, $4)",
-                &[hash, &kind.as_str(), &merchant_id, &generation],
+                &[&hash, &kind.as_str(), &merchant_id, &generation],
             )
             .await
             .map_err(Failure::from)?;

@@ -23,8 +23,9 @@ use crate::rows::{
 use crate::write::{self, Effects, Job, Loaded};
 use crate::{
     Credential, CredentialKind, DeliveryAttempt, DeliveryOutcome, Discrepancy, DueDelivery,
-    EventQuery, EventSnapshot, Executed, ListQuery, MerchantSummary, NewMerchant, OrderLocator,
-    OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint, new_id, unavailable,
+    EventQuery, EventSnapshot, Executed, HashFor, ListQuery, MerchantSummary, NewMerchant,
+    OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint, new_id,
+    unavailable,
 };
 
 /// How many queued writes share one commit at most.
@@ -632,10 +633,28 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn newest_generation(
+        &self,
+        merchant_id: String,
+        kind: CredentialKind,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT max(generation) FROM merchant_credentials WHERE merchant_id = ?1
+                 AND kind = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+            )?
+            .query_row(params![merchant_id, kind.as_str(), now.millis()], |r| {
+                r.get(0)
+            })
+        })
+        .await
+    }
+
     pub async fn rotate_credentials(
         &self,
         merchant_id: String,
-        new: Vec<(CredentialKind, String)>,
+        new: Vec<(CredentialKind, HashFor)>,
         retire_at: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
         self.write_direct(move |tx| {
@@ -651,7 +670,8 @@ impl SqliteStore {
                 [&merchant_id],
                 |r| r.get(0),
             )?;
-            for (kind, hash) in &new {
+            for (kind, hash_for) in &new {
+                let hash = hash_for(generation);
                 tx.execute(
                     "UPDATE merchant_credentials SET expires_at = ?3 WHERE merchant_id = ?1
                      AND kind = ?2 AND (expires_at IS NULL OR expires_at > ?3)",

@@ -219,7 +219,7 @@ pub async fn create_endpoint(
     };
     app.store.create_endpoint(endpoint.clone()).await?;
     let secret = secret_of(&app.server_secret, &endpoint.id, &endpoint.format);
-    let body = EndpointBody::of(&endpoint, Some(secret));
+    let body = EndpointBody::of(&endpoint, secret);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

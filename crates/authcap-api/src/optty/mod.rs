@@ -256,7 +256,7 @@ fn provider(order: &Order) -> String {
         .unwrap_or_else(|| "AUTHCAP".to_owned())
 }
 
-fn order_response(record: &OrderRecord, now: Timestamp) -> OrderResponse {
+pub fn order_response(record: &OrderRecord, now: Timestamp) -> OrderResponse {
     let order = &record.order;
     let currency = order.currency;
     let status = order.status(now);

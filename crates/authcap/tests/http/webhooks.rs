@@ -38,6 +38,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in turn; 200 once they run out.
     answers: Arc<Mutex<Vec<u16>>>,
+    /// Bodies to answer, in turn; `OK` once they run out.
+    bodies: Arc<Mutex<Vec<&'static str>>>,
 }
 
 async fn receive(
@@ -45,7 +47,7 @@ async fn receive(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, &'static str) {
     let header = |name: &str| {
         headers
             .get(name)
@@ -67,7 +69,13 @@ async fn receive(
     } else {
         answers.remove(0)
     };
-    StatusCode::from_u16(status).unwrap()
+    let mut bodies = receiver.bodies.lock().unwrap();
+    let body = if bodies.is_empty() {
+        "OK"
+    } else {
+        bodies.remove(0)
+    };
+    (StatusCode::from_u16(status).unwrap(), body)
 }
 
 impl Receiver {
@@ -751,4 +759,256 @@ async fn mercadopago_endpoints_receive_mercadopago_notifications() {
     .unwrap();
     run_sdk_script("mercadopago_webhook_verify.py", &[file.to_str().unwrap()]).await;
     let _ = std::fs::remove_file(file);
+}
+
+/// The received notifications in the order their events happened.
+async fn in_event_order(
+    app: &TestApp,
+    mut got: Vec<Received>,
+    id_of: impl Fn(&Received) -> String,
+) -> Vec<Received> {
+    let order_of_events: Vec<String> = json_of(app.get("/v1/events").await).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort_by_key(|r| order_of_events.iter().position(|id| *id == id_of(r)));
+    got
+}
+
+async fn create_format_endpoint(app: &TestApp, url: &str, format: &str) -> Value {
+    let response = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": url, "format": format}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    json_of(response).await
+}
+
+/// Authorizes 10.00 EUR through MultiSafepay, captures 4.00 and refunds 1.00 (native API).
+async fn authorize_capture_refund(app: &TestApp) -> (String, String) {
+    let reference = unique("ntf");
+    let created = app
+        .client
+        .post(app.url("/multisafepay/v1/json/orders"))
+        .header("api_key", &app.merchant.multisafepay_api_key)
+        .json(
+            &json!({"type": "direct", "order_id": reference, "currency": "EUR",
+                      "amount": 1000, "description": "Zoë's order / ünicode", "capture": "manual"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = created.status();
+    let body = json_of(created).await;
+    assert_eq!(status, 200, "{body}");
+    let events = json_of(app.get("/v1/events?limit=1").await).await;
+    let id = events["data"][0]["data"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let captured = app
+        .post(&format!("/v1/orders/{id}/captures"), json!({"amount": 400}))
+        .await;
+    assert_eq!(captured.status(), 201);
+    let refunded = app
+        .post(&format!("/v1/orders/{id}/refunds"), json!({"amount": 100}))
+        .await;
+    assert_eq!(refunded.status(), 201);
+    (reference, id)
+}
+
+fn query_value(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn multisafepay_endpoints_receive_orders_signed_with_the_api_key() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    // The first answer lacks the OK MultiSafepay requires: it is retried.
+    receiver.bodies.lock().unwrap().push("received");
+    let endpoint = create_format_endpoint(&app, &url, "multisafepay").await;
+    assert!(endpoint.get("secret").is_none(), "signed with the API key");
+    let (reference, _) = authorize_capture_refund(&app).await;
+    receiver.wait_for(3).await;
+    app.clock.advance(Duration::from_secs(6));
+    let got = receiver.wait_for(4).await;
+    let key = app.merchant.multisafepay_api_key.clone();
+    let mut checks = Vec::new();
+    let mut statuses = Vec::new();
+    for received in &got {
+        assert_eq!(query_value(&received.query, "transactionid"), reference);
+        let timestamp = query_value(&received.query, "timestamp");
+        let auth = received.headers["auth"].to_str().unwrap();
+        let decoded = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .unwrap(),
+        )
+        .unwrap();
+        let (ts, hmac_hex) = decoded.split_once(':').unwrap();
+        assert_eq!(ts, timestamp);
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{ts}:").as_bytes());
+        mac.update(&received.body);
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), hmac_hex);
+        let body = received.json();
+        assert_eq!(body["order_id"], reference.as_str());
+        // Already in the compact, unescaped form the Python SDK re-serialises to.
+        let text = String::from_utf8(received.body.clone()).unwrap();
+        assert!(
+            text.contains(r#""description":"Zoë's order / ünicode""#),
+            "{text}"
+        );
+        statuses.push(body["status"].as_str().unwrap().to_owned());
+        checks.push(
+            json!({"body": String::from_utf8(received.body.clone()).unwrap(),
+                           "auth": auth}),
+        );
+    }
+    assert!(statuses.iter().any(|s| s == "completed"), "{statuses:?}");
+    // The last notification is the order as GET /orders/{order_id} shows it.
+    let read = app
+        .client
+        .get(app.url(&format!("/multisafepay/v1/json/orders/{reference}")))
+        .header("api_key", &key)
+        .send()
+        .await
+        .unwrap();
+    let read = json_of(read).await;
+    assert!(got.iter().any(|r| r.json() == read["data"]), "{read}");
+    let deliveries = json_of(
+        app.get(&format!(
+            "/v1/webhook_endpoints/{}/deliveries",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await,
+    )
+    .await;
+    let errors: Vec<_> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["error"].is_null())
+        .collect();
+    assert_eq!(errors.len(), 1, "{deliveries}");
+    let file = std::env::temp_dir().join(format!("authcap-msp-{}.json", unique("msp")));
+    std::fs::write(
+        &file,
+        json!({"api_key": key, "notifications": checks}).to_string(),
+    )
+    .unwrap();
+    run_sdk_script("multisafepay_webhook_verify.py", &[file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn pipwave_endpoints_receive_notifications_signed_with_the_api_secret() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    receiver.bodies.lock().unwrap().push("");
+    let endpoint = create_format_endpoint(&app, &url, "pipwave").await;
+    assert!(
+        endpoint.get("secret").is_none(),
+        "signed with the api_secret"
+    );
+    let (reference, id) = authorize_capture_refund(&app).await;
+    receiver.wait_for(3).await;
+    app.clock.advance(Duration::from_secs(6));
+    let got = receiver.wait_for(4).await;
+    let mut types = Vec::new();
+    for received in &got {
+        let body = received.json();
+        assert_eq!(body["api_key"], app.merchant.pipwave_api_key.as_str());
+        assert_eq!(body["pw_id"], id.as_str());
+        assert_eq!(body["txn_id"], reference.as_str());
+        assert_eq!(body["currency_code"], "EUR");
+        let text = |name: &str| match &body[name] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.as_i64() == Some(0) => String::new(),
+            other => other.to_string(),
+        };
+        // Independent: sha1 over the key-sorted `key:value` pairs with api_secret.
+        let mut pairs = [
+            ("amount", text("amount")),
+            ("api_key", text("api_key")),
+            ("api_secret", app.merchant.pipwave_api_secret.clone()),
+            ("currency_code", text("currency_code")),
+            ("pw_id", text("pw_id")),
+            ("timestamp", text("timestamp")),
+            ("transaction_status", text("transaction_status")),
+            ("txn_id", text("txn_id")),
+        ];
+        pairs.sort();
+        let signed: String = pairs.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let digest = <sha1::Sha1 as sha1::Digest>::digest(signed.as_bytes());
+        assert_eq!(body["signature"], hex::encode(digest));
+        types.push((
+            body["type"].as_str().unwrap().to_owned(),
+            body["amount"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert!(
+        types.contains(&("refund".into(), "1.00".into())),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&("payment".into(), "10.00".into())),
+        "{types:?}"
+    );
+}
+
+#[tokio::test]
+async fn optty_endpoints_receive_status_updates() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let endpoint = create_format_endpoint(&app, &url, "optty").await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let (reference, id) = authorize_capture_refund(&app).await;
+    let got = receiver.wait_for(3).await;
+    let got = in_event_order(&app, got, |r| {
+        r.json()["eventId"].as_str().unwrap().to_owned()
+    })
+    .await;
+    let events: Vec<_> = got
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "ORDER_ASYNC_CALLBACK",
+            "ORDER_STATUS_UPDATE",
+            "ORDER_STATUS_UPDATE"
+        ]
+    );
+    for received in &got {
+        let body = received.json();
+        assert_eq!(body["orderReference"], reference.as_str());
+        assert_eq!(body["transactionId"], id.as_str());
+        assert_eq!(body["data"]["merchantReference"], reference.as_str());
+        assert_eq!(body["status"], body["data"]["status"]);
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{}|{reference}", body["status"].as_str().unwrap()).as_bytes());
+        assert_eq!(
+            received.headers["x-optty-signature"].to_str().unwrap(),
+            hex::encode(mac.finalize().into_bytes())
+        );
+        assert!(verify(&secret, received), "whole-body signature");
+    }
 }
