@@ -279,3 +279,81 @@ async fn pending_deliveries_survive_kill_9() {
         got.lock().unwrap()
     );
 }
+
+/// Three nodes on one database: each node's worker claims deliveries with a lease, so every
+/// event reaches the receiver once, whichever node wrote it and whichever delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_deliver_each_event_once() {
+    if super::BACKEND != crate::Backend::Postgres {
+        return; // Several nodes share a PostgreSQL database; SQLite is one machine's.
+    }
+    let Some(database) = TestDatabase::new().await.map(Arc::new) else {
+        return;
+    };
+    let merchant = {
+        let store = Store::open(&database.url, Arc::new(Simulator))
+            .await
+            .unwrap();
+        let secret = ServerSecret::load(&store, None).await.unwrap();
+        credentials::create_merchant(&store, &secret, "Three nodes")
+            .await
+            .unwrap()
+    };
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    receive_into(listener, got.clone());
+    let nodes: Vec<(Node, String)> = (0..3).map(|_| start(&database.url)).collect();
+    let client = Client::new();
+    let endpoint = client
+        .post(format!("{}/v1/webhook_endpoints", nodes[0].1))
+        .bearer_auth(&merchant.secret_key)
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endpoint.status(), 201);
+    const ORDERS: usize = 30;
+    let writes = (0..ORDERS).map(|n| {
+        let (client, base, secret) = (client.clone(), nodes[n % 3].1.clone(), &merchant.secret_key);
+        async move {
+            let created = client
+                .post(format!("{base}/v1/orders"))
+                .bearer_auth(secret)
+                .json(&order_body(&format!("three-{n}"), 100, APPROVE))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201);
+        }
+    });
+    join_all(writes).await;
+    let events: Value = client
+        .get(format!("{}/v1/events?limit=100", nodes[1].1))
+        .bearer_auth(&merchant.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expected.len(), ORDERS);
+    for _ in 0..200 {
+        if got.lock().unwrap().len() >= ORDERS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every node polls several times more: a second delivery would have had time to arrive.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut received = got.lock().unwrap().clone();
+    received.sort();
+    expected.sort();
+    assert_eq!(received, expected, "each event delivered exactly once");
+}
