@@ -10,7 +10,9 @@
 //! disables the endpoint.
 
 use std::sync::Arc;
+
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 use authcap_core::{Clock, EventKind};
 use authcap_store::{
@@ -49,14 +51,14 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 
 /// How many attempts are in flight at once, per node.
-const ATTEMPTS_IN_FLIGHT_MAX: usize = 16;
+const ATTEMPTS_IN_FLIGHT_MAX: usize = 64;
 
-/// How often the worker looks for due deliveries.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often an idle worker looks for due deliveries.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A claim on a delivery lasts this long: longer than an attempt, so that only a dead
+/// A claim on a delivery lasts this long: twice an attempt's timeout, so that only a dead
 /// worker's claims run out.
-const LEASE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(30);
 
 /// The formats an endpoint can receive.
 pub const FORMATS: &[&str] = &[
@@ -353,8 +355,11 @@ async fn send(outgoing: Outgoing) -> Answer {
     }
 }
 
-/// Attempts one delivery and records what came of it.
-async fn deliver(app: &AppState, delivery: DueDelivery) {
+/// What came of an attempt, on its way to being recorded.
+type Finished = (DeliveryAttempt, DeliveryOutcome);
+
+/// Attempts one delivery and hands what came of it to the recorder.
+async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<Finished>) {
     // Signature timestamps are real time, whatever the sandbox clock says.
     let timestamp = SystemClock.now().millis().div_euclid(1000);
     let endpoint = &delivery.endpoint;
@@ -433,39 +438,69 @@ async fn deliver(app: &AppState, delivery: DueDelivery) {
         error: answer.error,
         duration_ms,
     };
-    if let Err(error) = app.store.finish_delivery(attempt, outcome).await {
-        // The lease runs out and the delivery is attempted again: at least once.
-        tracing::warn!(%error, delivery = %delivery.id, "could not record a delivery attempt");
+    // Unrecorded, the lease runs out and the delivery is attempted again: at least once.
+    let _ = finished.send((attempt, outcome)).await;
+}
+
+/// How many finished attempts are recorded in one transaction at most.
+const RECORDED_TOGETHER_MAX: usize = 256;
+
+/// Records finished attempts, those that finished meanwhile together: one transaction each
+/// time rather than one per attempt.
+async fn record_attempts(app: AppState, mut finished: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(RECORDED_TOGETHER_MAX);
+    while finished.recv_many(&mut batch, RECORDED_TOGETHER_MAX).await > 0 {
+        let count = batch.len();
+        if let Err(error) = app
+            .store
+            .finish_deliveries(std::mem::take(&mut batch))
+            .await
+        {
+            // Their leases run out and they are attempted again: at least once.
+            tracing::warn!(%error, count, "could not record delivery attempts");
+        }
     }
 }
 
-/// Runs the delivery worker until the process ends.
+/// Runs the delivery worker until the process ends: it claims as many due deliveries as it has
+/// free slots, and claims again at once while work keeps coming; idle, it looks every
+/// [`POLL_INTERVAL`].
 pub fn spawn_worker(app: AppState) {
+    let (finished, to_record) = mpsc::channel(ATTEMPTS_IN_FLIGHT_MAX);
+    tokio::spawn(record_attempts(app.clone(), to_record));
     tokio::spawn(async move {
         let slots = Arc::new(tokio::sync::Semaphore::new(ATTEMPTS_IN_FLIGHT_MAX));
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            let free = u32::try_from(slots.available_permits()).unwrap_or(0);
-            if free == 0 {
-                continue;
-            }
+            // At least one free slot before claiming: a claim is only worth its query then.
+            let Ok(first) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let free = u32::try_from(slots.available_permits() + 1).unwrap_or(1);
             let claimed = match app.store.claim_deliveries(LEASE, free).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim deliveries");
-                    continue;
+                    Vec::new()
                 }
             };
+            if claimed.is_empty() {
+                drop(first);
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
+            }
+            let mut first = Some(first);
             for delivery in claimed {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
+                let slot = match first.take() {
+                    Some(slot) => slot,
+                    None => match slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
                 };
-                let app = app.clone();
+                let (app, finished) = (app.clone(), finished.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    deliver(&app, delivery).await;
+                    deliver(&app, delivery, &finished).await;
                 });
             }
         }

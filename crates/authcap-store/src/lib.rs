@@ -831,13 +831,15 @@ impl Store {
         dispatch!(self, claim_deliveries(now, until, i64::from(limit)))
     }
 
-    /// Records an attempt and what becomes of its delivery.
-    pub async fn finish_delivery(
+    /// Records attempts and what becomes of their deliveries, in one transaction.
+    pub async fn finish_deliveries(
         &self,
-        attempt: DeliveryAttempt,
-        outcome: DeliveryOutcome,
+        finished: Vec<(DeliveryAttempt, DeliveryOutcome)>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, finish_delivery(attempt, outcome))
+        if finished.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, finish_deliveries(finished))
     }
 
     /// Events after the one numbered `after_seq`, oldest first, of every merchant or one: what

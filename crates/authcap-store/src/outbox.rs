@@ -125,6 +125,10 @@ pub(crate) const FAILED: &str = "UPDATE deliveries SET state = 'failed', attempt
 pub(crate) const GONE: &str = "UPDATE webhook_endpoints SET enabled = false
     WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = $1)";
 
+/// After a 410: the rest of that endpoint's pending deliveries stop.
+pub(crate) const STOP_ENDPOINT_OF_DELIVERY: &str = "UPDATE deliveries SET state = 'failed'
+    WHERE state = 'pending' AND endpoint_id = (SELECT endpoint_id FROM deliveries WHERE id = $1)";
+
 /// The selected deliveries' details, once claimed.
 pub(crate) const CLAIMED: &str = "SELECT deliveries.id, deliveries.attempts,
     webhook_endpoints.id, webhook_endpoints.merchant_id, webhook_endpoints.url,
@@ -178,6 +182,7 @@ mod tests {
             RETRY,
             FAILED,
             GONE,
+            STOP_ENDPOINT_OF_DELIVERY,
             CLAIMED,
         ] {
             assert!(numbered_in_order(sql), "{sql}");

@@ -1071,47 +1071,45 @@ impl PostgresStore {
         Ok(claimed)
     }
 
-    pub async fn finish_delivery(
+    pub async fn finish_deliveries(
         &self,
-        attempt: DeliveryAttempt,
-        outcome: DeliveryOutcome,
+        finished: Vec<(DeliveryAttempt, DeliveryOutcome)>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(Failure::from)?;
-        let id = &attempt.delivery_id;
-        let status = attempt.status_code.map(i64::from);
-        tx.execute(
-            outbox::INSERT_ATTEMPT,
-            &[
-                id,
-                &attempt.attempted_at.millis(),
-                &status,
-                &attempt.error,
-                &attempt.duration_ms,
-            ],
-        )
-        .await
-        .map_err(Failure::from)?;
-        match outcome {
-            DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, &[id]).await,
-            DeliveryOutcome::RetryAt(at) => tx.execute(outbox::RETRY, &[&at.millis(), id]).await,
-            DeliveryOutcome::Failed => tx.execute(outbox::FAILED, &[id]).await,
-            DeliveryOutcome::EndpointGone => {
-                tx.execute(outbox::FAILED, &[id])
-                    .await
-                    .map_err(Failure::from)?;
-                tx.execute(outbox::GONE, &[id])
-                    .await
-                    .map_err(Failure::from)?;
-                tx.execute(
-                    "UPDATE deliveries SET state = 'failed' WHERE state = 'pending'
-                     AND endpoint_id = (SELECT endpoint_id FROM deliveries WHERE id = $1)",
-                    &[id],
-                )
-                .await
+        for (attempt, outcome) in &finished {
+            let id = &attempt.delivery_id;
+            let status = attempt.status_code.map(i64::from);
+            tx.execute(
+                outbox::INSERT_ATTEMPT,
+                &[
+                    id,
+                    &attempt.attempted_at.millis(),
+                    &status,
+                    &attempt.error,
+                    &attempt.duration_ms,
+                ],
+            )
+            .await
+            .map_err(Failure::from)?;
+            match outcome {
+                DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, &[id]).await,
+                DeliveryOutcome::RetryAt(at) => {
+                    tx.execute(outbox::RETRY, &[&at.millis(), id]).await
+                }
+                DeliveryOutcome::Failed => tx.execute(outbox::FAILED, &[id]).await,
+                DeliveryOutcome::EndpointGone => {
+                    tx.execute(outbox::FAILED, &[id])
+                        .await
+                        .map_err(Failure::from)?;
+                    tx.execute(outbox::GONE, &[id])
+                        .await
+                        .map_err(Failure::from)?;
+                    tx.execute(outbox::STOP_ENDPOINT_OF_DELIVERY, &[id]).await
+                }
             }
+            .map_err(Failure::from)?;
         }
-        .map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(())
     }

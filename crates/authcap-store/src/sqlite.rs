@@ -488,39 +488,35 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn finish_delivery(
+    pub async fn finish_deliveries(
         &self,
-        attempt: DeliveryAttempt,
-        outcome: DeliveryOutcome,
+        finished: Vec<(DeliveryAttempt, DeliveryOutcome)>,
     ) -> Result<(), StoreError> {
         self.write_direct(move |tx| {
-            let id = &attempt.delivery_id;
-            tx.execute(
-                outbox::INSERT_ATTEMPT,
-                params![
+            for (attempt, outcome) in &finished {
+                let id = &attempt.delivery_id;
+                tx.prepare_cached(outbox::INSERT_ATTEMPT)?.execute(params![
                     id,
                     attempt.attempted_at.millis(),
                     attempt.status_code,
                     attempt.error,
                     attempt.duration_ms
-                ],
-            )?;
-            match outcome {
-                DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, [id])?,
-                DeliveryOutcome::RetryAt(at) => {
-                    tx.execute(outbox::RETRY, params![at.millis(), id])?
-                }
-                DeliveryOutcome::Failed => tx.execute(outbox::FAILED, [id])?,
-                DeliveryOutcome::EndpointGone => {
-                    tx.execute(outbox::FAILED, [id])?;
-                    tx.execute(outbox::GONE, [id])?;
-                    tx.execute(
-                        "UPDATE deliveries SET state = 'failed' WHERE state = 'pending'
-                         AND endpoint_id = (SELECT endpoint_id FROM deliveries WHERE id = $1)",
-                        [id],
-                    )?
-                }
-            };
+                ])?;
+                match outcome {
+                    DeliveryOutcome::Delivered => {
+                        tx.prepare_cached(outbox::DELIVERED)?.execute([id])?
+                    }
+                    DeliveryOutcome::RetryAt(at) => tx
+                        .prepare_cached(outbox::RETRY)?
+                        .execute(params![at.millis(), id])?,
+                    DeliveryOutcome::Failed => tx.prepare_cached(outbox::FAILED)?.execute([id])?,
+                    DeliveryOutcome::EndpointGone => {
+                        tx.execute(outbox::FAILED, [id])?;
+                        tx.execute(outbox::GONE, [id])?;
+                        tx.execute(outbox::STOP_ENDPOINT_OF_DELIVERY, [id])?
+                    }
+                };
+            }
             Ok(())
         })
         .await

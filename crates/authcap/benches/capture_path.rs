@@ -4,6 +4,8 @@
 //! database in `AUTHCAP_BENCH_DATABASE`, e.g. a PostgreSQL URL) and drives it over HTTP from
 //! `AUTHCAP_BENCH_CLIENTS` concurrent clients (default 64) for `AUTHCAP_BENCH_SECONDS` (default
 //! 5) per phase. It prints requests per second and latency percentiles; nothing is asserted.
+//! During the capture phase a webhook endpoint receives every event, and the delivery latency
+//! (the event's time → the receiver has it, millisecond resolution) is printed too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,6 +108,49 @@ where
     phase
 }
 
+/// A webhook receiver in the same process: how long after its event each delivery arrived.
+fn start_receiver(listener: std::net::TcpListener) -> Arc<std::sync::Mutex<Vec<u64>>> {
+    let delays = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = delays.clone();
+    let receive = move |body: axum::body::Bytes| {
+        let recorded = recorded.clone();
+        async move {
+            let now = std::time::SystemTime::now();
+            let event: Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(at) = event["created_at"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+            {
+                let delay = now.duration_since(at).unwrap_or_default();
+                recorded.lock().unwrap().push(delay.as_millis() as u64);
+            }
+            "ok"
+        }
+    };
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let app = axum::Router::new().route("/hooks", axum::routing::post(receive));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    delays
+}
+
+fn print_delivery_latency(delays: &mut [u64], events: usize) {
+    delays.sort_unstable();
+    let at = |q: f64| {
+        let index = ((delays.len() as f64 - 1.0) * q).round() as usize;
+        delays.get(index).copied().unwrap_or(0)
+    };
+    println!(
+        "{:<28} {:>8} of {} events delivered   p50 {:>6} ms   p99 {:>7} ms   max {:>7} ms",
+        "webhook delivery latency",
+        delays.len(),
+        events,
+        at(0.50),
+        at(0.99),
+        at(1.0),
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -186,8 +231,21 @@ async fn bench() {
     .await
     .print();
 
+    // From here on every event is delivered to a receiver, as a merchant with a webhook has it.
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hooks = format!("http://{}/hooks", receiver.local_addr().unwrap());
+    let delays = start_receiver(receiver);
+    let endpoint = client
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": hooks, "enabled_events": ["capture.succeeded"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endpoint.status(), 201);
+
     let (c, b, k, o) = (client.clone(), base.clone(), key.clone(), orders.clone());
-    run("POST captures (durable)", clients, seconds, move |n| {
+    let mut captures = run("POST captures (durable)", clients, seconds, move |n| {
         let url = format!("{b}/v1/orders/{}/captures", o[n % o.len()]);
         let (c, k) = (c.clone(), k.clone());
         async move {
@@ -201,8 +259,17 @@ async fn bench() {
             answered(response, 201).await
         }
     })
-    .await
-    .print();
+    .await;
+    captures.print();
+    // The deliveries still queued when the phase ended arrive within a few seconds.
+    let captured = captures.requests - captures.errors;
+    for _ in 0..600 {
+        if delays.lock().unwrap().len() >= captured {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    print_delivery_latency(&mut delays.lock().unwrap(), captured);
 
     let (c, b, k) = (client.clone(), base.clone(), key.clone());
     run("POST orders (authorize)", clients, seconds, move |n| {

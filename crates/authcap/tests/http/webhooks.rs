@@ -126,6 +126,26 @@ fn verify(secret: &str, received: &Received) -> bool {
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
+/// The endpoint's recorded attempts' statuses, newest first, once `count` are recorded
+/// (attempts are recorded just after the receiver has them).
+async fn attempt_statuses(app: &TestApp, endpoint_id: &str, count: usize) -> Vec<i64> {
+    let path = format!("/v1/webhook_endpoints/{endpoint_id}/deliveries");
+    for _ in 0..100 {
+        let deliveries = json_of(app.get(&path).await).await;
+        let statuses: Vec<i64> = deliveries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["status_code"].as_i64().unwrap_or(0))
+            .collect();
+        if statuses.len() >= count {
+            return statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {count} attempts recorded at {path}");
+}
+
 async fn create_endpoint(app: &TestApp, url: &str, events: Value) -> Value {
     let response = app
         .post(
@@ -194,20 +214,7 @@ async fn events_are_delivered_as_signed_standard_webhooks() {
     let next = format!("/v1/events?limit=1&starting_after={}", got[1].id);
     assert_eq!(json_of(app.get(&next).await).await["data"][0], bodies[0]);
     // Each attempt is on record.
-    let deliveries = json_of(
-        app.get(&format!(
-            "/v1/webhook_endpoints/{}/deliveries",
-            endpoint["id"].as_str().unwrap()
-        ))
-        .await,
-    )
-    .await;
-    let statuses: Vec<_> = deliveries["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["status_code"].as_i64().unwrap())
-        .collect();
+    let statuses = attempt_statuses(&app, endpoint["id"].as_str().unwrap(), 2).await;
     assert_eq!(statuses, [200, 200]);
     run_standardwebhooks_verifier(&secret, &got).await;
 }
@@ -252,20 +259,7 @@ async fn failed_deliveries_are_retried_on_the_schedule() {
         got.iter().all(|r| r.id == got[0].id),
         "one event, one webhook-id"
     );
-    let deliveries = json_of(
-        app.get(&format!(
-            "/v1/webhook_endpoints/{}/deliveries",
-            endpoint["id"].as_str().unwrap()
-        ))
-        .await,
-    )
-    .await;
-    let statuses: Vec<_> = deliveries["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["status_code"].as_i64().unwrap())
-        .collect();
+    let statuses = attempt_statuses(&app, endpoint["id"].as_str().unwrap(), 3).await;
     assert_eq!(statuses, [200, 503, 500], "newest first");
     // Delivered: nothing more, however far the clock moves.
     app.clock.advance(Duration::from_secs(86_400));
@@ -888,6 +882,7 @@ async fn multisafepay_endpoints_receive_orders_signed_with_the_api_key() {
         .unwrap();
     let read = json_of(read).await;
     assert!(got.iter().any(|r| r.json() == read["data"]), "{read}");
+    attempt_statuses(&app, endpoint["id"].as_str().unwrap(), 4).await;
     let deliveries = json_of(
         app.get(&format!(
             "/v1/webhook_endpoints/{}/deliveries",
