@@ -5,6 +5,7 @@
 
 use authcap_core::{EventKind, Timestamp};
 use authcap_store::{OrderRecord, StoredEvent, WebhookEndpoint};
+use axum::http::Method;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -131,12 +132,14 @@ async fn api_key(
 /// MultiSafepay: `POST {url}?transactionid=<order_id>&timestamp=<s>` with the order as
 /// `GET /orders/{order_id}` shows it in `data`, and `Auth: base64("<ts>:" + hex HMAC-SHA512(api
 /// key, "<ts>:<body>"))`. The body is compact JSON with raw UTF-8, the form the Python SDK
-/// re-serialises to, so both it and the PHP SDK's raw-body check pass.
+/// re-serialises to, so both it and the PHP SDK's raw-body check pass. With `GET` (an order's
+/// `notification_method`), the same query and nothing else: the merchant fetches the order.
 pub(crate) async fn multisafepay(
     app: &AppState,
     endpoint: &WebhookEndpoint,
     event: &StoredEvent,
     timestamp: i64,
+    method: Method,
 ) -> Result<Outgoing, Unsendable> {
     let view = rendered(event, Rendering::Multisafepay).ok_or_else(|| missing("MultiSafepay"))?;
     let order_id = serde_json::from_str::<serde_json::Value>(view.get())
@@ -144,6 +147,21 @@ pub(crate) async fn multisafepay(
         .and_then(|v| v.get("order_id").cloned())
         .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_owned))
         .unwrap_or_default();
+    let query = serde_urlencoded::to_string([
+        ("transactionid", order_id.as_str()),
+        ("timestamp", &timestamp.to_string()),
+    ])
+    .map_err(|e| format!("render: {e}"))?;
+    let url = with_query(&endpoint.url, &query);
+    if method == Method::GET {
+        return Ok(Outgoing {
+            method,
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+            acceptance: Acceptance::MultisafepayOk,
+        });
+    }
     let key = api_key(
         app,
         &event.merchant_id,
@@ -156,13 +174,9 @@ pub(crate) async fn multisafepay(
     mac.update(format!("{timestamp}:").as_bytes());
     mac.update(&body);
     let auth = format!("{timestamp}:{}", hex::encode(mac.finalize().into_bytes()));
-    let query = serde_urlencoded::to_string([
-        ("transactionid", order_id.as_str()),
-        ("timestamp", &timestamp.to_string()),
-    ])
-    .map_err(|e| format!("render: {e}"))?;
     Ok(Outgoing {
-        url: with_query(&endpoint.url, &query),
+        method,
+        url,
         headers: vec![(
             "auth",
             base64::engine::general_purpose::STANDARD.encode(auth),
@@ -218,6 +232,7 @@ pub(crate) async fn optty(
     let status_signature = hex::encode(mac.finalize().into_bytes());
     let key = endpoint_key(&app.server_secret, &endpoint.id);
     Ok(Outgoing {
+        method: Method::POST,
         url: endpoint.url.clone(),
         headers: vec![
             ("x-optty-signature", status_signature),
@@ -300,6 +315,7 @@ pub(crate) async fn pipwave(
         "signature": signature,
     });
     Ok(Outgoing {
+        method: Method::POST,
         url: endpoint.url.clone(),
         headers: Vec::new(),
         body: serde_json::to_vec(&body).map_err(|e| format!("render: {e}"))?,

@@ -19,7 +19,7 @@ use authcap_store::{
     DeliveryAttempt, DeliveryOutcome, DueDelivery, StoredEvent, SystemClock, WebhookEndpoint,
 };
 use axum::body::Bytes;
-use axum::http::{Request, Uri, header};
+use axum::http::{Method, Request, Uri, header};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full, Limited};
@@ -120,6 +120,7 @@ pub(crate) fn endpoint_key(server_secret: &ServerSecret, endpoint_id: &str) -> V
 
 /// A request to send: where, with which headers, what, and which answer accepts it.
 pub(crate) struct Outgoing {
+    pub method: Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
@@ -184,6 +185,7 @@ fn mercadopago_request(
         ("x-signature", format!("ts={timestamp},v1={signature}")),
     ];
     Some(Outgoing {
+        method: Method::POST,
         url,
         headers,
         body: serde_json::to_vec(&body).unwrap_or_default(),
@@ -287,6 +289,7 @@ impl Answer {
 
 async fn send(outgoing: Outgoing) -> Answer {
     let Outgoing {
+        method,
         url,
         headers,
         body,
@@ -310,10 +313,14 @@ async fn send(outgoing: Outgoing) -> Answer {
         tokio::spawn(connection);
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let authority = uri.authority().map_or(host, |a| a.as_str());
-        let mut request = Request::post(path)
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
             .header(header::HOST, authority)
-            .header(header::CONTENT_TYPE, "application/json")
             .header(header::USER_AGENT, "authcap-webhooks");
+        if method != Method::GET {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
         for (name, value) in headers {
             request = request.header(name, value);
         }
@@ -374,9 +381,16 @@ async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<
                 timestamp,
             ))
         }
-        "multisafepay" => notifications::multisafepay(app, endpoint, event, timestamp)
-            .await
-            .map(Some),
+        format @ ("multisafepay" | "multisafepay_get") => {
+            let method = if format == "multisafepay" {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            notifications::multisafepay(app, endpoint, event, timestamp, method)
+                .await
+                .map(Some)
+        }
         "optty" => notifications::optty(app, endpoint, event, timestamp)
             .await
             .map(Some),
@@ -393,6 +407,7 @@ async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<
                 ("webhook-signature", signature),
             ];
             Ok(Some(Outgoing {
+                method: Method::POST,
                 url: endpoint.url.clone(),
                 headers,
                 body,

@@ -66,10 +66,11 @@ fn nul_in(write: &Write) -> Option<WriteError> {
     }
     let any = |texts: &[Option<&String>]| texts.iter().flatten().any(|text| has_nul(text));
     let in_request = match &write.request {
-        Request::Create { new, .. } => any(&[
+        Request::Create { new, notify, .. } => any(&[
             Some(&new.reference),
             Some(&new.metadata),
             Some(&new.card.number),
+            notify.as_ref().map(|n| &n.url),
         ]),
         Request::Capture { request, .. } => {
             let shipping = request.shipping.as_ref();
@@ -108,10 +109,20 @@ pub(crate) fn unavailable(error: impl std::fmt::Display) -> StoreError {
 /// very bytes sent are the ones a retry receives.
 pub type Render<T> = Box<dyn FnOnce(&Result<Written<T>, WriteError>) -> StoredResponse + Send>;
 
+/// An order's own notification target, made with the order (an endpoint only its events reach).
+#[derive(Clone, Debug)]
+pub struct OrderNotifications {
+    pub url: String,
+    /// A format of the delivery worker's (e.g. `multisafepay`, or `multisafepay_get`).
+    pub format: String,
+}
+
 /// What a client asks to be written, each with the renderer of its own typed outcome.
 pub enum Request {
     Create {
         new: NewOrder,
+        /// Where this order's own notifications go, if it names a place.
+        notify: Option<OrderNotifications>,
         render: Render<()>,
     },
     Capture {

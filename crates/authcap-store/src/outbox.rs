@@ -81,13 +81,18 @@ pub(crate) const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints
     (id, merchant_id, url, format, enabled_events, enabled, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// An order's own endpoint: only its events reach it, and it is never listed.
+pub(crate) const INSERT_ORDER_ENDPOINT: &str = "INSERT INTO webhook_endpoints
+    (id, merchant_id, url, format, enabled_events, enabled, created_at, order_id)
+    VALUES ($1, $2, $3, $4, '*', $5, $6, $7)";
+
 pub(crate) const LIVE_ENDPOINTS: &str = "SELECT id, merchant_id, url, format, enabled_events,
     enabled, created_at FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL
-    ORDER BY created_at DESC, id";
+    AND order_id IS NULL ORDER BY created_at DESC, id";
 
 pub(crate) const ONE_ENDPOINT: &str = "SELECT id, merchant_id, url, format, enabled_events,
     enabled, created_at FROM webhook_endpoints WHERE merchant_id = $1 AND id = $2
-    AND deleted_at IS NULL";
+    AND deleted_at IS NULL AND order_id IS NULL";
 
 pub(crate) const DELETE_ENDPOINT: &str = "UPDATE webhook_endpoints SET deleted_at = $1,
     enabled = false WHERE merchant_id = $2 AND id = $3 AND deleted_at IS NULL";
@@ -95,9 +100,11 @@ pub(crate) const DELETE_ENDPOINT: &str = "UPDATE webhook_endpoints SET deleted_a
 pub(crate) const STOP_DELIVERIES: &str =
     "UPDATE deliveries SET state = 'failed' WHERE endpoint_id = $1 AND state = 'pending'";
 
-/// The merchant's endpoints that events are planned for.
+/// The endpoints an order's events are planned for: the merchant's, and the order's own.
 pub(crate) const RECEIVING_ENDPOINTS: &str = "SELECT id, enabled_events FROM webhook_endpoints
-    WHERE merchant_id = $1 AND enabled AND deleted_at IS NULL";
+    WHERE merchant_id = $1 AND order_id IS NULL AND enabled AND deleted_at IS NULL
+    UNION ALL SELECT id, enabled_events FROM webhook_endpoints
+    WHERE order_id = $2 AND merchant_id = $1 AND enabled AND deleted_at IS NULL";
 
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries
     (id, merchant_id, endpoint_id, event_id, state, attempts, next_attempt_at, created_at)
@@ -170,6 +177,7 @@ mod tests {
     fn parameters_are_numbered_by_first_appearance() {
         for sql in [
             INSERT_ENDPOINT,
+            INSERT_ORDER_ENDPOINT,
             LIVE_ENDPOINTS,
             ONE_ENDPOINT,
             DELETE_ENDPOINT,

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_credential_lifecycle.sql"),
     include_str!("../migrations/postgres/0004_webhooks.sql"),
     include_str!("../migrations/postgres/0005_sandbox_clock.sql"),
+    include_str!("../migrations/postgres/0006_order_notifications.sql"),
 ];
 
 /// Any constant works; it only has to be the same on every node.
@@ -971,19 +972,19 @@ impl PostgresStore {
     ) -> Result<Option<usize>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(Failure::from)?;
-        let kind: Option<String> = tx
+        let event: Option<(String, String)> = tx
             .query_opt(
-                "SELECT type FROM events WHERE merchant_id = $1 AND id = $2",
+                "SELECT type, order_id FROM events WHERE merchant_id = $1 AND id = $2",
                 &[&merchant_id, &event_id],
             )
             .await
             .map_err(Failure::from)?
-            .map(|r| r.get(0));
-        let Some(kind) = kind else {
+            .map(|r| (r.get(0), r.get(1)));
+        let Some((kind, order_id)) = event else {
             return Ok(None);
         };
         let receivers = tx
-            .query(outbox::RECEIVING_ENDPOINTS, &[&merchant_id])
+            .query(outbox::RECEIVING_ENDPOINTS, &[&merchant_id, &order_id])
             .await
             .map_err(Failure::from)?;
         let mut planned = 0;
@@ -1340,8 +1341,29 @@ async fn persist(
         captures: after.captures.clone(),
         refunds: after.refunds.clone(),
     });
+    let order_id = effects.events.first().map(|e| e.order_id.clone());
+    if let (Some(notify), Some(order_id), Some(event)) =
+        (&effects.notify, &order_id, effects.events.first())
+    {
+        tx.execute(
+            outbox::INSERT_ORDER_ENDPOINT,
+            &[
+                &new_id("we_"),
+                &effects.merchant_id,
+                &notify.url,
+                &notify.format,
+                &true,
+                &event.at.millis(),
+                order_id,
+            ],
+        )
+        .await?;
+    }
     let receivers: Vec<(String, String)> = tx
-        .query(outbox::RECEIVING_ENDPOINTS, &[&effects.merchant_id])
+        .query(
+            outbox::RECEIVING_ENDPOINTS,
+            &[&effects.merchant_id, &order_id],
+        )
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))

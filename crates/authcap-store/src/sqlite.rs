@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_credential_lifecycle.sql"),
     include_str!("../migrations/sqlite/0004_webhooks.sql"),
     include_str!("../migrations/sqlite/0005_sandbox_clock.sql"),
+    include_str!("../migrations/sqlite/0006_order_notifications.sql"),
 ];
 
 type Reply = oneshot::Sender<Result<Option<Executed>, StoreError>>;
@@ -388,19 +389,19 @@ impl SqliteStore {
         now: Timestamp,
     ) -> Result<Option<usize>, StoreError> {
         self.write_direct(move |tx| {
-            let kind: Option<String> = tx
+            let event: Option<(String, String)> = tx
                 .query_row(
-                    "SELECT type FROM events WHERE merchant_id = $1 AND id = $2",
+                    "SELECT type, order_id FROM events WHERE merchant_id = $1 AND id = $2",
                     params![merchant_id, event_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            let Some(kind) = kind else {
+            let Some((kind, order_id)) = event else {
                 return Ok(None);
             };
             let receivers: Vec<(String, String)> = tx
                 .prepare_cached(outbox::RECEIVING_ENDPOINTS)?
-                .query_map([&merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map([&merchant_id, &order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut planned = 0;
             for (endpoint_id, wanted) in receivers {
@@ -1208,9 +1209,26 @@ fn persist(
         captures: after.captures.clone(),
         refunds: after.refunds.clone(),
     });
+    let order_id = effects.events.first().map(|e| e.order_id.clone());
+    if let (Some(notify), Some(order_id), Some(event)) =
+        (&effects.notify, &order_id, effects.events.first())
+    {
+        conn.prepare_cached(outbox::INSERT_ORDER_ENDPOINT)?
+            .execute(params![
+                new_id("we_"),
+                effects.merchant_id,
+                notify.url,
+                notify.format,
+                true,
+                event.at.millis(),
+                order_id,
+            ])?;
+    }
     let receivers: Vec<(String, String)> = conn
         .prepare_cached(outbox::RECEIVING_ENDPOINTS)?
-        .query_map([&effects.merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![effects.merchant_id, order_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for event in &effects.events {
         let id = new_id("evt_");

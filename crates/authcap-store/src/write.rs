@@ -90,6 +90,8 @@ pub(crate) struct Effects {
     pub currency: Option<Currency>,
     /// The order as it stands after the decision, for the events' snapshots.
     pub after: Option<OrderState>,
+    /// A new order's own notification target, made with it.
+    pub notify: Option<crate::OrderNotifications>,
 }
 
 impl Effects {
@@ -105,6 +107,7 @@ impl Effects {
             events: Vec::new(),
             currency: None,
             after: None,
+            notify: None,
         }
     }
 }
@@ -169,6 +172,7 @@ fn split<T>(
         events: transition.events,
         currency: Some(transition.state.order.currency),
         after: Some(transition.state.clone()),
+        notify: None,
     };
     (effects, transition.state, transition.result, transition.now)
 }
@@ -289,18 +293,29 @@ fn decide_request(
     processor: &dyn Processor,
 ) -> Decision {
     let (record, reference_taken_elsewhere, request) = match (loaded, request) {
-        (Loaded::NewOrder { reference_taken }, Request::Create { new, render }) => {
+        (
+            Loaded::NewOrder { reference_taken },
+            Request::Create {
+                new,
+                notify,
+                render,
+            },
+        ) => {
             if reference_taken {
                 let effects = Effects::none(merchant_id);
                 return refused(effects, None, WriteError::ReferenceTaken, render);
             }
-            return accepted(
+            let mut decision = accepted(
                 merchant_id,
                 authorize(new, now, processor),
                 None,
                 None,
                 render,
             );
+            if decision.effects.created {
+                decision.effects.notify = notify;
+            }
+            return decision;
         }
         (
             Loaded::Existing {

@@ -567,7 +567,17 @@ async fn create_order(
     let mut new = new_order(merchant_id.clone(), request)?;
     new.authorization_ttl_ms = app.config.authorization_ttl.as_millis() as i64;
     let render = renderer(Op::Create);
-    execute(&app, merchant_id, claim, Request::Create { new, render }).await
+    execute(
+        &app,
+        merchant_id,
+        claim,
+        Request::Create {
+            new,
+            notify: None,
+            render,
+        },
+    )
+    .await
 }
 
 async fn get_order(

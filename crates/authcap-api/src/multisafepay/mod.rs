@@ -14,8 +14,8 @@ use authcap_core::{
     RefundRequest, Shipping,
 };
 use authcap_store::{
-    CredentialKind, IdempotencyClaim, OrderLocator, ReferenceScope, Render, Request, StoreError,
-    StoredResponse, WriteError, Written,
+    CredentialKind, IdempotencyClaim, OrderLocator, OrderNotifications, ReferenceScope, Render,
+    Request, StoreError, StoredResponse, WriteError, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -48,6 +48,8 @@ const VAR_CHARS_MAX: usize = 100;
 const TEXT_CHARS_MAX: usize = 255;
 /// URLs in `payment_options`.
 const URL_CHARS_MAX: usize = 2048;
+/// `payment_options.notification_url` (MultiSafepay: max. 150).
+const NOTIFICATION_URL_CHARS_MAX: usize = 150;
 const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 /// The card the simulator approves, used when an order names no card.
 const DEFAULT_CARD: &str = "4242424242424242";
@@ -456,6 +458,7 @@ async fn create_order(
     let path = format!("{PREFIX}/orders");
     let header = header_claim(&headers, &Method::POST, &path, &bytes)?;
     let request: CreateOrderRequest = parse_body(&bytes)?;
+    let notify = order_notifications(request.payment_options.as_ref())?;
     let new = new_order(&app, merchant_id.clone(), request)?;
     // A retried create (same order_id, same body) replays the first answer; the same
     // order_id with another body is refused like any reused order_id.
@@ -469,7 +472,50 @@ async fn create_order(
         ))
     });
     let render: Render<()> = Box::new(render_created);
-    execute(&app, merchant_id, claim, Request::Create { new, render }).await
+    let request = Request::Create {
+        new,
+        notify,
+        render,
+    };
+    execute(&app, merchant_id, claim, request).await
+}
+
+/// `payment_options.notification_url` (and `notification_method`, `POST` by default): where
+/// this order's status changes are notified.
+fn order_notifications(
+    options: Option<&Map<String, Value>>,
+) -> Result<Option<OrderNotifications>, MspError> {
+    let Some(options) = options else {
+        return Ok(None);
+    };
+    let name = "payment_options.notification_url";
+    let Some(url) = string_field(options, "notification_url", name)? else {
+        return Ok(None);
+    };
+    if !check_len(&url, 1, NOTIFICATION_URL_CHARS_MAX) {
+        return Err(invalid(
+            name,
+            format_args!("must be at most {NOTIFICATION_URL_CHARS_MAX} characters"),
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.parse::<axum::http::Uri>().is_err()
+    {
+        return Err(invalid(name, "must be an http:// or https:// URL"));
+    }
+    let method_name = "payment_options.notification_method";
+    let format = match string_field(options, "notification_method", method_name)?
+        .map(|m| m.to_ascii_uppercase())
+        .as_deref()
+    {
+        None | Some("POST") => "multisafepay",
+        Some("GET") => "multisafepay_get",
+        Some(_) => return Err(invalid(method_name, "must be `POST` or `GET`")),
+    };
+    Ok(Some(OrderNotifications {
+        url,
+        format: format.to_owned(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

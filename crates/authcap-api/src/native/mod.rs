@@ -300,7 +300,17 @@ pub async fn create_order(
     let request: CreateOrderRequest = parse_json(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), request)?;
     let render: Render<()> = Box::new(render_created);
-    Ok(pipeline::write(&app, merchant_id, claim, Request::Create { new, render }).await?)
+    Ok(pipeline::write(
+        &app,
+        merchant_id,
+        claim,
+        Request::Create {
+            new,
+            notify: None,
+            render,
+        },
+    )
+    .await?)
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}", params(("id" = String, Path)),

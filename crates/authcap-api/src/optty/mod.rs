@@ -466,7 +466,11 @@ pub async fn create_order(
         }
         Err(error) => OpttyError::from_write(error, &context).to_stored(),
     });
-    let request = Request::Create { new, render };
+    let request = Request::Create {
+        new,
+        notify: None,
+        render,
+    };
     execute(&app, merchant_id, idempotency, request, "orderReference").await
 }
 

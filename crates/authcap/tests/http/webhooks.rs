@@ -88,7 +88,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let app = axum::Router::new()
-            .route("/hooks", axum::routing::post(receive))
+            .route("/hooks", axum::routing::post(receive).get(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         (receiver, url)
@@ -1005,5 +1005,132 @@ async fn optty_endpoints_receive_status_updates() {
             hex::encode(mac.finalize().into_bytes())
         );
         assert!(verify(&secret, received), "whole-body signature");
+    }
+}
+
+async fn msp_create(app: &TestApp, body: Value) -> (reqwest::StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/multisafepay/v1/json/orders"))
+        .header("api_key", &app.merchant.multisafepay_api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), json_of(response).await)
+}
+
+#[tokio::test]
+async fn a_multisafepay_orders_notification_url_receives_that_orders_changes() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let reference = unique("own");
+    let (status, body) = msp_create(
+        &app,
+        json!({"type": "direct", "order_id": reference, "currency": "EUR", "amount": 1000,
+               "description": "own URL", "capture": "manual",
+               "payment_options": {"notification_url": url, "notification_method": "POST"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Another order without a URL: nothing of it reaches this one's.
+    let (status, _) = msp_create(
+        &app,
+        json!({"type": "direct", "order_id": unique("other"), "currency": "EUR",
+               "amount": 500, "description": "no URL", "capture": "manual"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let captured = app
+        .client
+        .post(app.url(&format!("/multisafepay/v1/json/orders/{reference}/capture")))
+        .header("api_key", &app.merchant.multisafepay_api_key)
+        .json(
+            &json!({"amount": 400, "new_order_id": unique("cap"), "new_order_status": "completed"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(captured.status(), 200, "{}", captured.text().await.unwrap());
+    let got = receiver.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got_now = receiver.got();
+    assert!(got_now.len() >= 2, "{got_now:?}");
+    let key = app.merchant.multisafepay_api_key.clone();
+    for received in &got {
+        assert_eq!(query_value(&received.query, "transactionid"), reference);
+        let decoded = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(received.headers["auth"].to_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let (ts, hmac_hex) = decoded.split_once(':').unwrap();
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{ts}:").as_bytes());
+        mac.update(&received.body);
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), hmac_hex);
+        assert_eq!(received.json()["order_id"], reference.as_str());
+    }
+    for received in &got_now {
+        assert_eq!(query_value(&received.query, "transactionid"), reference);
+    }
+    // The order's own endpoint is not one of the merchant's endpoints.
+    let listed = json_of(app.get("/v1/webhook_endpoints").await).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "{listed}");
+
+    // notification_method GET: the query alone, no body, no signature.
+    let (get_receiver, get_url) = Receiver::start(vec![]).await;
+    let get_reference = unique("get");
+    let (status, _) = msp_create(
+        &app,
+        json!({"type": "direct", "order_id": get_reference, "currency": "EUR", "amount": 700,
+               "description": "GET", "capture": "manual",
+               "payment_options": {"notification_url": format!("{get_url}?shop=1"),
+                                   "notification_method": "GET"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let got = get_receiver.wait_for(1).await;
+    assert!(got[0].body.is_empty());
+    assert!(!got[0].headers.contains_key("auth"));
+    assert!(
+        got[0].query.starts_with("shop=1&transactionid="),
+        "{}",
+        got[0].query
+    );
+    assert_eq!(query_value(&got[0].query, "transactionid"), get_reference);
+}
+
+#[tokio::test]
+async fn a_bad_multisafepay_notification_url_is_refused_and_nothing_is_written() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    for options in [
+        json!({"notification_url": "ftp://example.com/x"}),
+        json!({"notification_url": format!("http://example.com/{}", "a".repeat(140))}),
+        json!({"notification_url": "http://example.com/x", "notification_method": "PUT"}),
+        json!({"notification_url": 5.5}),
+    ] {
+        let reference = unique("bad");
+        let (status, body) = msp_create(
+            &app,
+            json!({"type": "direct", "order_id": reference, "currency": "EUR", "amount": 100,
+                   "description": "bad", "capture": "manual", "payment_options": options}),
+        )
+        .await;
+        assert_eq!(status, 400, "{options}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        let read = app
+            .client
+            .get(app.url(&format!("/multisafepay/v1/json/orders/{reference}")))
+            .header("api_key", &app.merchant.multisafepay_api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 404);
     }
 }
