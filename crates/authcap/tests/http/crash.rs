@@ -29,6 +29,17 @@ impl Drop for Node {
     }
 }
 
+/// A merchant made directly in the database, before any node serves it.
+async fn merchant_on(database: &TestDatabase, name: &str) -> credentials::IssuedCredentials {
+    let store = Store::open(&database.url, Arc::new(Simulator))
+        .await
+        .unwrap();
+    let secret = ServerSecret::load(&store, None).await.unwrap();
+    credentials::create_merchant(&store, &secret, name)
+        .await
+        .unwrap()
+}
+
 /// Starts `authcap serve` on the database and waits for its address.
 fn start(database: &str) -> (Node, String) {
     let mut child = Command::new(BINARY)
@@ -70,15 +81,7 @@ async fn acknowledged_captures_survive_kill_9() {
     let Some(database) = TestDatabase::new().await.map(Arc::new) else {
         return;
     };
-    let merchant = {
-        let store = Store::open(&database.url, Arc::new(Simulator))
-            .await
-            .unwrap();
-        let secret = ServerSecret::load(&store, None).await.unwrap();
-        credentials::create_merchant(&store, &secret, "Crash")
-            .await
-            .unwrap()
-    };
+    let merchant = merchant_on(&database, "Crash").await;
     let secret = merchant.secret_key.clone();
     let client = Client::new();
     let mut id = String::new();
@@ -207,15 +210,7 @@ async fn pending_deliveries_survive_kill_9() {
     let Some(database) = TestDatabase::new().await.map(Arc::new) else {
         return;
     };
-    let merchant = {
-        let store = Store::open(&database.url, Arc::new(Simulator))
-            .await
-            .unwrap();
-        let secret = ServerSecret::load(&store, None).await.unwrap();
-        credentials::create_merchant(&store, &secret, "Crash")
-            .await
-            .unwrap()
-    };
+    let merchant = merchant_on(&database, "Crash").await;
     let client = Client::new();
     // The receiver's address, refusing connections until it starts (after the crash). An
     // attempt hanging on a silent address would keep its lease past the crash instead.
@@ -289,15 +284,7 @@ async fn three_nodes_deliver_each_event_once() {
     let Some(database) = TestDatabase::new().await.map(Arc::new) else {
         return;
     };
-    let merchant = {
-        let store = Store::open(&database.url, Arc::new(Simulator))
-            .await
-            .unwrap();
-        let secret = ServerSecret::load(&store, None).await.unwrap();
-        credentials::create_merchant(&store, &secret, "Three nodes")
-            .await
-            .unwrap()
-    };
+    let merchant = merchant_on(&database, "Three nodes").await;
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());

@@ -228,14 +228,11 @@ async fn run_standardwebhooks_verifier(secret: &str, got: &[Received]) {
                    "body": String::from_utf8(r.body.clone()).unwrap()})
         })
         .collect();
-    let file = std::env::temp_dir().join(format!("authcap-webhooks-{}.json", unique("sw")));
-    std::fs::write(
-        &file,
-        json!({"secret": secret, "messages": messages}).to_string(),
+    verify_with_sdk(
+        "standardwebhooks_verify.py",
+        json!({"secret": secret, "messages": messages}),
     )
-    .unwrap();
-    run_sdk_script("standardwebhooks_verify.py", &[file.to_str().unwrap()]).await;
-    let _ = std::fs::remove_file(file);
+    .await;
 }
 
 #[tokio::test]
@@ -745,14 +742,11 @@ async fn mercadopago_endpoints_receive_mercadopago_notifications() {
         actions,
         ["order.action_required", "order.processed", "order.refunded"]
     );
-    let file = std::env::temp_dir().join(format!("authcap-mp-{}.json", unique("mp")));
-    std::fs::write(
-        &file,
-        json!({"secret": secret, "notifications": checks}).to_string(),
+    verify_with_sdk(
+        "mercadopago_webhook_verify.py",
+        json!({"secret": secret, "notifications": checks}),
     )
-    .unwrap();
-    run_sdk_script("mercadopago_webhook_verify.py", &[file.to_str().unwrap()]).await;
-    let _ = std::fs::remove_file(file);
+    .await;
 }
 
 /// The received notifications in the order their events happened.
@@ -898,14 +892,11 @@ async fn multisafepay_endpoints_receive_orders_signed_with_the_api_key() {
         .filter(|a| !a["error"].is_null())
         .collect();
     assert_eq!(errors.len(), 1, "{deliveries}");
-    let file = std::env::temp_dir().join(format!("authcap-msp-{}.json", unique("msp")));
-    std::fs::write(
-        &file,
-        json!({"api_key": key, "notifications": checks}).to_string(),
+    verify_with_sdk(
+        "multisafepay_webhook_verify.py",
+        json!({"api_key": key, "notifications": checks}),
     )
-    .unwrap();
-    run_sdk_script("multisafepay_webhook_verify.py", &[file.to_str().unwrap()]).await;
-    let _ = std::fs::remove_file(file);
+    .await;
 }
 
 #[tokio::test]
@@ -1133,4 +1124,12 @@ async fn a_bad_multisafepay_notification_url_is_refused_and_nothing_is_written()
             .unwrap();
         assert_eq!(read.status(), 404);
     }
+}
+
+/// Runs an official-SDK verifier script on `checks` (written to a file it reads).
+async fn verify_with_sdk(script: &str, checks: Value) {
+    let file = std::env::temp_dir().join(format!("authcap-{}.json", unique("sdk")));
+    std::fs::write(&file, checks.to_string()).unwrap();
+    run_sdk_script(script, &[file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(file);
 }
