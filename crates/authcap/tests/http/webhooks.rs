@@ -1133,3 +1133,56 @@ async fn verify_with_sdk(script: &str, checks: Value) {
     run_sdk_script(script, &[file.to_str().unwrap()]).await;
     let _ = std::fs::remove_file(file);
 }
+
+#[tokio::test]
+async fn multisafepay_notifications_are_signed_with_the_newest_api_key() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let (receiver, url) = Receiver::start(vec![]).await;
+    create_format_endpoint(&app, &url, "multisafepay").await;
+    let rotated = authcap_api::credentials::rotate(
+        &app.store,
+        &app.server_secret,
+        &app.merchant.merchant_id,
+        &[authcap_api::credentials::CredentialSet::Multisafepay],
+        Duration::ZERO,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let new_key = rotated.multisafepay_api_key.unwrap();
+    assert_ne!(new_key, app.merchant.multisafepay_api_key);
+    app.authorized_order(1000, APPROVE).await;
+    let got = receiver.wait_for(1).await;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(got[0].headers["auth"].to_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let (ts, hmac_hex) = decoded.split_once(':').unwrap();
+    let signed_with = |key: &str| {
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{ts}:").as_bytes());
+        mac.update(&got[0].body);
+        hex::encode(mac.finalize().into_bytes()) == hmac_hex
+    };
+    assert!(signed_with(&new_key));
+    assert!(!signed_with(&app.merchant.multisafepay_api_key));
+    // The rotated key is the one that works.
+    let read = |key: String| {
+        app.client
+            .get(app.url("/multisafepay/v1/json/orders/none"))
+            .header("api_key", key)
+            .send()
+    };
+    assert_eq!(read(new_key.clone()).await.unwrap().status(), 404);
+    assert_eq!(
+        read(app.merchant.multisafepay_api_key.clone())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
