@@ -97,6 +97,22 @@ impl ServerSecret {
         hex::encode(&self.derive(&purpose("pipwave-api-key", merchant_id, generation))[..16])
     }
 
+    /// The key of the merchant's Optty callback signatures for its Optty credentials of
+    /// `generation`: 24 bytes, shown as `whsec_` and their base64.
+    pub fn optty_webhook_key(&self, merchant_id: &str, generation: i64) -> Vec<u8> {
+        self.derive(&purpose("optty-webhook-secret", merchant_id, generation))[..24].to_vec()
+    }
+
+    /// [`ServerSecret::optty_webhook_key`] as the merchant is shown it.
+    pub fn optty_webhook_secret(&self, merchant_id: &str, generation: i64) -> String {
+        use base64::Engine;
+        let key = self.optty_webhook_key(merchant_id, generation);
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        )
+    }
+
     /// The MultiSafepay API key of a merchant's `generation` (it signs the notifications).
     pub fn multisafepay_api_key(&self, merchant_id: &str, generation: i64) -> String {
         hex::encode(&self.derive(&purpose("multisafepay-api-key", merchant_id, generation))[..20])
@@ -127,6 +143,8 @@ pub struct IssuedCredentials {
     pub mercadopago_access_token: String,
     pub optty_client_id: String,
     pub optty_client_secret: String,
+    /// Signs the `dynamicCallbackUrl` notifications of the merchant's Optty orders.
+    pub optty_webhook_secret: String,
     pub pipwave_api_key: String,
     pub pipwave_api_secret: String,
 }
@@ -168,6 +186,7 @@ pub async fn create_merchant(
         mercadopago_access_token: fresh.mercadopago_access_token,
         optty_client_id: fresh.optty_client_id,
         optty_client_secret: fresh.optty_client_secret,
+        optty_webhook_secret: server_secret.optty_webhook_secret(&merchant_id, 0),
         pipwave_api_key: server_secret.pipwave_api_key(&merchant_id, 0),
         pipwave_api_secret: server_secret.pipwave_api_secret(&merchant_id, 0),
         merchant_id,
@@ -344,6 +363,8 @@ pub struct RotatedCredentials {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optty_client_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub optty_webhook_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pipwave_api_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipwave_api_secret: Option<String>,
@@ -413,6 +434,10 @@ pub async fn rotate(
     else {
         return Ok(None);
     };
+    if sets.contains(&CredentialSet::Optty) {
+        rotated.optty_webhook_secret =
+            Some(server_secret.optty_webhook_secret(merchant_id, generation));
+    }
     if sets.contains(&CredentialSet::Multisafepay) {
         rotated.multisafepay_api_key =
             Some(server_secret.multisafepay_api_key(merchant_id, generation));

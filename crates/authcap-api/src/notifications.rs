@@ -186,6 +186,40 @@ pub(crate) async fn multisafepay(
     })
 }
 
+/// The format of an Optty order's own `dynamicCallbackUrl`, and the events it receives.
+pub const OPTTY_CALLBACK: &str = "optty_callback";
+pub const OPTTY_CALLBACK_EVENTS: [EventKind; 3] = [
+    EventKind::OrderAuthorized,
+    EventKind::OrderDeclined,
+    EventKind::OrderFailed,
+];
+
+/// The keys an Optty notification is signed with: the endpoint's secret, or for an order's
+/// own callback the merchant's `optty_webhook_secret` of its newest Optty credentials.
+async fn optty_keys(
+    app: &AppState,
+    endpoint: &WebhookEndpoint,
+) -> Result<(String, Vec<u8>), Unsendable> {
+    if endpoint.format != OPTTY_CALLBACK {
+        return Ok((
+            crate::webhooks::endpoint_secret(&app.server_secret, &endpoint.id),
+            endpoint_key(&app.server_secret, &endpoint.id),
+        ));
+    }
+    let merchant_id = &endpoint.merchant_id;
+    let generation = app
+        .store
+        .newest_generation(merchant_id, crate::optty::CLIENT_ID)
+        .await
+        .map_err(|e| format!("store: {e}"))?
+        .unwrap_or_default();
+    Ok((
+        app.server_secret
+            .optty_webhook_secret(merchant_id, generation),
+        app.server_secret.optty_webhook_key(merchant_id, generation),
+    ))
+}
+
 /// Optty's event for a change: the authorization's outcome is `ORDER_ASYNC_CALLBACK`, every
 /// later change `ORDER_STATUS_UPDATE`.
 pub fn optty_event(kind: EventKind) -> &'static str {
@@ -226,11 +260,10 @@ pub(crate) async fn optty(
         "data": order,
     });
     let body = serde_json::to_vec(&body).map_err(|e| format!("render: {e}"))?;
-    let secret = crate::webhooks::endpoint_secret(&app.server_secret, &endpoint.id);
+    let (secret, key) = optty_keys(app, endpoint).await?;
     let mut mac = Hmac::<Sha512>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{}|{}", fields.status, fields.merchant_reference).as_bytes());
     let status_signature = hex::encode(mac.finalize().into_bytes());
-    let key = endpoint_key(&app.server_secret, &endpoint.id);
     Ok(Outgoing {
         method: Method::POST,
         url: endpoint.url.clone(),

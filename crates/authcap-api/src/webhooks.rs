@@ -391,9 +391,11 @@ async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<
                 .await
                 .map(Some)
         }
-        "optty" => notifications::optty(app, endpoint, event, timestamp)
-            .await
-            .map(Some),
+        "optty" | notifications::OPTTY_CALLBACK => {
+            notifications::optty(app, endpoint, event, timestamp)
+                .await
+                .map(Some)
+        }
         "pipwave" => notifications::pipwave(app, endpoint, event, timestamp)
             .await
             .map(Some),

@@ -115,6 +115,8 @@ pub struct OrderNotifications {
     pub url: String,
     /// A format of the delivery worker's (e.g. `multisafepay`, or `multisafepay_get`).
     pub format: String,
+    /// The event types it receives (`*`: every one).
+    pub events: Vec<String>,
 }
 
 /// What a client asks to be written, each with the renderer of its own typed outcome.

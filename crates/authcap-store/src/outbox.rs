@@ -84,7 +84,7 @@ pub(crate) const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints
 /// An order's own endpoint: only its events reach it, and it is never listed.
 pub(crate) const INSERT_ORDER_ENDPOINT: &str = "INSERT INTO webhook_endpoints
     (id, merchant_id, url, format, enabled_events, enabled, created_at, order_id)
-    VALUES ($1, $2, $3, $4, '*', $5, $6, $7)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 pub(crate) const LIVE_ENDPOINTS: &str = "SELECT id, merchant_id, url, format, enabled_events,
     enabled, created_at FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL

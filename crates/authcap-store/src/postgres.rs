@@ -1352,6 +1352,7 @@ async fn persist(
                 &effects.merchant_id,
                 &notify.url,
                 &notify.format,
+                &outbox::join_events(&notify.events),
                 &true,
                 &event.at.millis(),
                 order_id,

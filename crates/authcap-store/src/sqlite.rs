@@ -1219,6 +1219,7 @@ fn persist(
                 effects.merchant_id,
                 notify.url,
                 notify.format,
+                outbox::join_events(&notify.events),
                 true,
                 event.at.millis(),
                 order_id,

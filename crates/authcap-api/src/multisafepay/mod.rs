@@ -515,6 +515,7 @@ fn order_notifications(
     Ok(Some(OrderNotifications {
         url,
         format: format.to_owned(),
+        events: vec!["*".to_owned()],
     }))
 }
 

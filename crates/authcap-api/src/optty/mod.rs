@@ -16,8 +16,8 @@ use authcap_core::{
     OrderStatus, Refund, RefundRequest, RequestedAmount, Shipping, Timestamp,
 };
 use authcap_store::{
-    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderRecord, ReferenceScope, Render,
-    Request, StoredResponse, Written,
+    ClaimKind, CredentialKind, IdempotencyClaim, OrderLocator, OrderNotifications, OrderRecord,
+    ReferenceScope, Render, Request, StoredResponse, Written,
 };
 use axum::Router;
 use axum::body::Body;
@@ -43,6 +43,7 @@ pub const CLIENT_SECRET: CredentialKind = CredentialKind("optty_client_secret");
 
 const REFERENCE_CHARS_MAX: usize = 100;
 const TEXT_CHARS_MAX: usize = 255;
+const CALLBACK_URL_CHARS_MAX: usize = 2048;
 /// The simulator card an order gets when nothing asks for another outcome.
 const DEFAULT_CARD: &str = "4242424242424242";
 
@@ -430,6 +431,7 @@ pub async fn create_order(
     let bytes = read_body(body).await?;
     let request: CreateOrderRequest = parse_object(&bytes)?;
     let new = new_order(&app, merchant_id.clone(), &request)?;
+    let notify = callback(request.dynamic_callback_url.as_deref())?;
     let context = Context {
         order_reference: new.reference.clone(),
         reference_field: "orderReference",
@@ -468,10 +470,39 @@ pub async fn create_order(
     });
     let request = Request::Create {
         new,
-        notify: None,
+        notify,
         render,
     };
     execute(&app, merchant_id, idempotency, request, "orderReference").await
+}
+
+/// `dynamicCallbackUrl`: where the order's authorization outcome (`ORDER_ASYNC_CALLBACK`) goes.
+fn callback(url: Option<&str>) -> Result<Option<OrderNotifications>, OpttyError> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if !check_len(url, 1, CALLBACK_URL_CHARS_MAX) {
+        return Err(invalid(
+            "dynamicCallbackUrl",
+            format_args!("must be at most {CALLBACK_URL_CHARS_MAX} characters"),
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.parse::<axum::http::Uri>().is_err()
+    {
+        return Err(invalid(
+            "dynamicCallbackUrl",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    Ok(Some(OrderNotifications {
+        url: url.to_owned(),
+        format: crate::notifications::OPTTY_CALLBACK.to_owned(),
+        events: crate::notifications::OPTTY_CALLBACK_EVENTS
+            .iter()
+            .map(|kind| kind.as_str().to_owned())
+            .collect(),
+    }))
 }
 
 // ---------------------------------------------------------------- read

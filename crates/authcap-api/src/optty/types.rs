@@ -28,6 +28,8 @@ pub struct CreateOrderRequest {
     pub customer: Option<Customer>,
     /// Authcap sandbox: a simulator test card number deciding the outcome.
     pub test_card: Option<String>,
+    /// Where this order's `ORDER_ASYNC_CALLBACK` goes.
+    pub dynamic_callback_url: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -1186,3 +1186,100 @@ async fn multisafepay_notifications_are_signed_with_the_newest_api_key() {
         401
     );
 }
+
+async fn optty_token(app: &TestApp) -> String {
+    let response = app
+        .client
+        .post(app.url("/optty/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "client_id={}&client_secret={}&grant_type=client_credentials&scope=api-user",
+            app.merchant.optty_client_id, app.merchant.optty_client_secret
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    json_of(response).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn optty_order(reference: &str, callback: Value) -> Value {
+    json!({
+        "orderReference": reference, "bnplProvider": "KLARNA", "purchaseCountry": "AU",
+        "purchaseCurrency": "AUD", "locale": "en_AU", "orderAmount": 25.5,
+        "customer": {"firstName": "Jane", "lastName": "Doe", "email": "jane@example.com",
+                     "phoneNumber": "+61400000000"},
+        "dynamicCallbackUrl": callback,
+    })
+}
+
+#[tokio::test]
+async fn an_optty_orders_dynamic_callback_url_receives_its_authorization_outcome() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let token = optty_token(&app).await;
+    let (receiver, url) = Receiver::start(vec![]).await;
+    let reference = unique("cb");
+    let created = app
+        .client
+        .post(app.url("/optty/orders"))
+        .bearer_auth(&token)
+        .json(&optty_order(&reference, json!(url)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let captured = app
+        .client
+        .post(app.url(&format!("/optty/orders/{reference}/capture")))
+        .bearer_auth(&token)
+        .json(&json!({"captureReference": unique("c"), "amount": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(captured.status(), 200, "{}", captured.text().await.unwrap());
+    let got = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.got().len(), 1, "only the authorization's outcome");
+    let body = got[0].json();
+    assert_eq!(body["event"], "ORDER_ASYNC_CALLBACK");
+    assert_eq!(body["orderReference"], reference.as_str());
+    let secret = &app.merchant.optty_webhook_secret;
+    assert!(secret.starts_with("whsec_"));
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{}|{reference}", body["status"].as_str().unwrap()).as_bytes());
+    assert_eq!(
+        got[0].headers["x-optty-signature"].to_str().unwrap(),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    assert!(verify(secret, &got[0]), "whole-body signature");
+
+    for bad in [
+        json!("ftp://x.example/cb"),
+        json!(5),
+        json!("not a url at all"),
+    ] {
+        let reference = unique("bad");
+        let refused = app
+            .client
+            .post(app.url("/optty/orders"))
+            .bearer_auth(&token)
+            .json(&optty_order(&reference, bad.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{bad}");
+        let read = app
+            .client
+            .get(app.url(&format!("/optty/orders/{reference}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 404, "nothing written for {bad}");
+    }
+}
