@@ -44,6 +44,8 @@ pub struct Config {
     /// Failed authentications (401/403) allowed per client address and minute; past them the
     /// client is answered 429 until the minute ends.
     pub failed_authentications_per_minute: u32,
+    /// Certificates (DER) trusted for `https://` webhook URLs besides the public web roots.
+    pub webhook_ca_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             pipwave_timestamp_window: Duration::from_secs(300),
             connections: server::ConnectionLimits::default(),
             failed_authentications_per_minute: limits::FAILURES_PER_WINDOW,
+            webhook_ca_certificates: Vec::new(),
         }
     }
 }
@@ -189,8 +192,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = webhooks::tls_connector(&state.config.webhook_ca_certificates)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     spawn_housekeeping(state.clone());
-    webhooks::spawn_worker(state.clone());
+    webhooks::spawn_worker(state.clone(), tls);
     let limits = state.config.connections;
     server::run(listener, router(state), limits, shutdown).await
 }

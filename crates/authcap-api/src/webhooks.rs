@@ -13,6 +13,11 @@ use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{
+    self,
+    pki_types::{CertificateDer, ServerName},
+};
 
 use authcap_core::{Clock, EventKind};
 use authcap_store::{
@@ -287,7 +292,74 @@ impl Answer {
     }
 }
 
-async fn send(outgoing: Outgoing) -> Answer {
+/// Trusts the public web roots and `extra` certificates (DER) for `https://` deliveries.
+pub fn tls_connector(extra: &[Vec<u8>]) -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for der in extra {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| format!("a webhook CA certificate: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The certificates of a PEM file, as DER.
+pub fn read_pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(certificates)
+}
+
+/// One request over an established connection (plain or TLS): status, `Retry-After`, and the
+/// answer's first bytes.
+async fn exchange<IO>(
+    io: IO,
+    request: Request<Full<Bytes>>,
+) -> Result<(u16, Option<Duration>, Bytes), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // A bounded read of the answer, so a receiver cannot make the worker hold much.
+    let answer = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    Ok((status, retry_after, answer))
+}
+
+async fn send(outgoing: Outgoing, tls: &TlsConnector) -> Answer {
     let Outgoing {
         method,
         url,
@@ -299,18 +371,12 @@ async fn send(outgoing: Outgoing) -> Answer {
     let Ok(uri) = url.parse::<Uri>() else {
         return failed("the URL does not parse".into());
     };
-    let (Some(host), Some("http")) = (uri.host(), uri.scheme_str()) else {
-        return failed("only http:// URLs can be delivered to".into());
+    let (Some(host), Some(scheme @ ("http" | "https"))) = (uri.host(), uri.scheme_str()) else {
+        return failed("only http:// and https:// URLs can be delivered to".into());
     };
-    let port = uri.port_u16().unwrap_or(80);
+    let secure = scheme == "https";
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let authority = uri.authority().map_or(host, |a| a.as_str());
         let mut request = Request::builder()
@@ -327,24 +393,21 @@ async fn send(outgoing: Outgoing) -> Answer {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("request: {e}"))?;
-        let response = sender
-            .send_request(request)
+        // An IPv6 literal comes bracketed in URLs, bare in socket addresses.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = tokio::net::TcpStream::connect((host, port))
             .await
-            .map_err(|e| format!("send: {e}"))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // A bounded read of the answer, so a receiver cannot make the worker hold much.
-        let answer = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
-            .collect()
+            .map_err(|e| format!("connect: {e}"))?;
+        if !secure {
+            return exchange(stream, request).await;
+        }
+        let name =
+            ServerName::try_from(host.to_owned()).map_err(|e| format!("TLS server name: {e}"))?;
+        let stream = tls
+            .connect(name, stream)
             .await
-            .map(|collected| collected.to_bytes())
-            .unwrap_or_default();
-        Ok::<_, String>((status, retry_after, answer))
+            .map_err(|e| format!("TLS: {e}"))?;
+        exchange(stream, request).await
     };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
         Ok(Ok((status, retry_after, answer))) => {
@@ -366,7 +429,12 @@ async fn send(outgoing: Outgoing) -> Answer {
 type Finished = (DeliveryAttempt, DeliveryOutcome);
 
 /// Attempts one delivery and hands what came of it to the recorder.
-async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<Finished>) {
+async fn deliver(
+    app: &AppState,
+    tls: &TlsConnector,
+    delivery: DueDelivery,
+    finished: &mpsc::Sender<Finished>,
+) {
     // Signature timestamps are real time, whatever the sandbox clock says.
     let timestamp = SystemClock.now().millis().div_euclid(1000);
     let endpoint = &delivery.endpoint;
@@ -419,7 +487,7 @@ async fn deliver(app: &AppState, delivery: DueDelivery, finished: &mpsc::Sender<
     };
     let started = Instant::now();
     let answer = match request {
-        Ok(Some(outgoing)) => send(outgoing).await,
+        Ok(Some(outgoing)) => send(outgoing, tls).await,
         // Planned before the endpoint's format had no notification for it: nothing to send.
         Ok(None) => Answer {
             status: Some(200),
@@ -482,7 +550,7 @@ async fn record_attempts(app: AppState, mut finished: mpsc::Receiver<Finished>) 
 /// Runs the delivery worker until the process ends: it claims as many due deliveries as it has
 /// free slots, and claims again at once while work keeps coming; idle, it looks every
 /// [`POLL_INTERVAL`].
-pub fn spawn_worker(app: AppState) {
+pub fn spawn_worker(app: AppState, tls: TlsConnector) {
     let (finished, to_record) = mpsc::channel(ATTEMPTS_IN_FLIGHT_MAX);
     tokio::spawn(record_attempts(app.clone(), to_record));
     tokio::spawn(async move {
@@ -514,10 +582,10 @@ pub fn spawn_worker(app: AppState) {
                         Err(_) => return,
                     },
                 };
-                let (app, finished) = (app.clone(), finished.clone());
+                let (app, tls, finished) = (app.clone(), tls.clone(), finished.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    deliver(&app, delivery, &finished).await;
+                    deliver(&app, &tls, delivery, &finished).await;
                 });
             }
         }

@@ -92,6 +92,10 @@ enum Command {
         #[arg(long, env = "AUTHCAP_FAILED_AUTHENTICATIONS_PER_MINUTE", default_value_t = 30,
               value_parser = clap::value_parser!(u32).range(1..))]
         failed_authentications_per_minute: u32,
+        /// A PEM file of CA certificates trusted for https:// webhook URLs, on top of the
+        /// public web roots (a private CA, or a receiver's self-signed certificate).
+        #[arg(long, env = "AUTHCAP_WEBHOOK_CA_FILE")]
+        webhook_ca_file: Option<std::path::PathBuf>,
     },
     /// Manage merchants.
     Merchant {
@@ -248,6 +252,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             connections_max,
             header_read_timeout,
             failed_authentications_per_minute,
+            webhook_ca_file,
             ..
         } => {
             // A signed Pipwave request replayed after its idempotency record is pruned would run
@@ -276,6 +281,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                 pipwave_timestamp_window,
                 connections,
                 failed_authentications_per_minute,
+                webhook_ca_certificates: match &webhook_ca_file {
+                    Some(path) => authcap_api::webhooks::read_pem_certificates(path)?,
+                    None => Vec::new(),
+                },
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

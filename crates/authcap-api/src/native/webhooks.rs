@@ -166,14 +166,13 @@ pub async fn create_endpoint(
     }
     let parsed: Option<axum::http::Uri> = url.parse().ok();
     match parsed.as_ref().and_then(|u| u.scheme_str()) {
-        Some("http") if parsed.as_ref().and_then(|u| u.host()).is_some() => {}
-        Some("https") => {
+        Some("http" | "https") if parsed.as_ref().and_then(|u| u.host()).is_some() => {}
+        _ => {
             return Err(invalid(
                 "url",
-                "must be an http:// URL: https delivery is not supported yet",
+                "must be an absolute http:// or https:// URL",
             ));
         }
-        _ => return Err(invalid("url", "must be an absolute http:// URL")),
     }
     let format = request.format.unwrap_or_else(|| "standard".into());
     if !FORMATS.contains(&format.as_str()) {

@@ -260,8 +260,9 @@ async fn pending_deliveries_survive_kill_9() {
             .expect("the receiver's port is free again");
     receive_into(listener, got.clone());
     let (_node, _) = start(&database.url);
-    // The first attempts failed (nothing answered): retries come 5 s later.
-    for _ in 0..200 {
+    // The first attempts failed (nothing answered): retries come 5 s later. An attempt the kill
+    // interrupted before it was recorded waits for its 30 s lease to run out.
+    for _ in 0..450 {
         let received = got.lock().unwrap().clone();
         if expected.iter().all(|id| received.contains(id)) {
             return;

@@ -446,7 +446,8 @@ async fn endpoint_requests_are_validated() {
     for body in [
         json!({"url": "ftp://example.com/x"}),
         json!({"url": "not a url"}),
-        json!({"url": "https://example.com/x"}),
+        json!({"url": "https:///no-host"}),
+        json!({"url": "/relative"}),
         json!({"url": "http://example.com/x", "enabled_events": ["order.nope"]}),
         json!({"url": "http://example.com/x", "enabled_events": []}),
         json!({"url": "http://example.com/x", "format": "smoke-signals"}),
@@ -1282,4 +1283,102 @@ async fn an_optty_orders_dynamic_callback_url_receives_its_authorization_outcome
             .unwrap();
         assert_eq!(read.status(), 404, "nothing written for {bad}");
     }
+}
+
+/// A receiver speaking HTTPS with `certificate` (DER) and its key: each request's headers.
+async fn start_tls_receiver(
+    certificate: Vec<u8>,
+    key: Vec<u8>,
+) -> (Arc<Mutex<Vec<HeaderMap>>>, String) {
+    use tokio_rustls::rustls;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(certificate)],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/hooks",
+        listener.local_addr().unwrap().port()
+    );
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let recorded = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                    recorded.lock().unwrap().push(request.headers().clone());
+                    async move {
+                        let _ = http_body_util::BodyExt::collect(request.into_body()).await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"OK")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (got, url)
+}
+
+#[tokio::test]
+async fn https_endpoints_are_delivered_to_when_their_certificate_is_trusted() {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let certificate = generated.cert.der().to_vec();
+    let key = generated.signing_key.serialize_der();
+    let (got, url) = start_tls_receiver(certificate.clone(), key).await;
+
+    // Trusted (as `--webhook-ca-file` does): delivered.
+    let config = authcap_api::Config {
+        webhook_ca_certificates: vec![certificate],
+        ..authcap_api::Config::default()
+    };
+    let Some(app) = TestApp::spawn_with(config).await else {
+        return;
+    };
+    let endpoint = create_endpoint(&app, &url, json!(["order.authorized"])).await;
+    app.authorized_order(1000, APPROVE).await;
+    let statuses = attempt_statuses(&app, endpoint["id"].as_str().unwrap(), 1).await;
+    assert_eq!(statuses, [200]);
+    assert_eq!(got.lock().unwrap().len(), 1);
+    assert!(got.lock().unwrap()[0].contains_key("webhook-signature"));
+
+    // Not trusted: refused in the handshake, recorded, and retried later.
+    let Some(other) = TestApp::spawn().await else {
+        return;
+    };
+    let endpoint = create_endpoint(&other, &url, json!(["order.authorized"])).await;
+    other.authorized_order(1000, APPROVE).await;
+    let path = format!(
+        "/v1/webhook_endpoints/{}/deliveries",
+        endpoint["id"].as_str().unwrap()
+    );
+    for _ in 0..100 {
+        let attempts = json_of(other.get(&path).await).await;
+        if let Some(error) = attempts["data"][0]["error"].as_str() {
+            assert!(error.contains("TLS"), "{error}");
+            assert!(attempts["data"][0]["status_code"].is_null());
+            assert_eq!(got.lock().unwrap().len(), 1, "nothing reached the receiver");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no attempt recorded");
 }
