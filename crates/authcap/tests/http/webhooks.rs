@@ -1382,3 +1382,130 @@ async fn https_endpoints_are_delivered_to_when_their_certificate_is_trusted() {
     }
     panic!("no attempt recorded");
 }
+
+#[tokio::test]
+async fn every_event_type_reaches_every_format() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let formats = [
+        "standard",
+        "mercadopago",
+        "multisafepay",
+        "optty",
+        "pipwave",
+    ];
+    let mut receivers = Vec::new();
+    for format in formats {
+        let (receiver, url) = Receiver::start(vec![]).await;
+        create_format_endpoint(&app, &url, format).await;
+        receivers.push(receiver);
+    }
+    // Every kind of movement: authorize, capture, void, refund, declines, failures, a declined
+    // capture, a pending capture that settles, and authorizations that expire.
+    let order = app.authorized_order(1000, APPROVE).await;
+    let id = order["id"].as_str().unwrap();
+    let ok = |status: reqwest::StatusCode| assert!(status.is_success(), "{status}");
+    ok(app
+        .post(&format!("/v1/orders/{id}/captures"), json!({"amount": 300}))
+        .await
+        .status());
+    ok(app
+        .post(&format!("/v1/orders/{id}/void"), json!({}))
+        .await
+        .status());
+    ok(app
+        .post(&format!("/v1/orders/{id}/refunds"), json!({"amount": 100}))
+        .await
+        .status());
+    for card in [DECLINE, PROCESSOR_ERROR] {
+        let refused = app
+            .post("/v1/orders", order_body(&unique("ev"), 500, card))
+            .await;
+        assert_eq!(refused.status(), 402);
+    }
+    let declining = app.authorized_order(1000, CAPTURE_DECLINED).await;
+    let refused = app
+        .post(
+            &format!("/v1/orders/{}/captures", declining["id"].as_str().unwrap()),
+            json!({"amount": 300}),
+        )
+        .await;
+    assert_eq!(refused.status(), 402);
+    let later = app.authorized_order(1000, SETTLES_LATER).await;
+    ok(app
+        .post(
+            &format!("/v1/orders/{}/captures", later["id"].as_str().unwrap()),
+            json!({"amount": 600}),
+        )
+        .await
+        .status());
+    app.advance(Duration::from_secs(3)).await;
+    app.advance(Duration::from_secs(8 * 24 * 3600)).await;
+
+    let events = json_of(app.get("/v1/events?limit=100").await).await;
+    let kinds: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    let mut distinct = kinds.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        10,
+        "every event type happened: {distinct:?}"
+    );
+    for (format, receiver) in formats.iter().zip(&receivers) {
+        let expected = kinds
+            .iter()
+            .filter(|k| {
+                *format != "mercadopago"
+                    || !matches!(k.as_str(), "capture.pending" | "capture.declined")
+            })
+            .count();
+        let got = receiver.wait_for(expected).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            receiver.got().len(),
+            expected,
+            "{format}: one notification per event"
+        );
+        let mut names: Vec<String> = got
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                let name = match *format {
+                    "standard" => &body["type"],
+                    "mercadopago" => &body["action"],
+                    "multisafepay" => &body["status"],
+                    "optty" => &body["event"],
+                    _ => &body["type"],
+                };
+                name.as_str().unwrap().to_owned()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let expected_names: &[&str] = match *format {
+            "standard" => &distinct.iter().map(String::as_str).collect::<Vec<_>>(),
+            "mercadopago" => &[
+                "order.action_required",
+                "order.canceled",
+                "order.expired",
+                "order.failed",
+                "order.processed",
+                "order.refunded",
+            ],
+            "optty" => &["ORDER_ASYNC_CALLBACK", "ORDER_STATUS_UPDATE"],
+            "pipwave" => &["payment", "refund"],
+            _ => &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        };
+        assert_eq!(names, expected_names, "{format}");
+        if *format == "multisafepay" {
+            assert!(names.len() >= 4, "several MultiSafepay statuses: {names:?}");
+        }
+    }
+}
