@@ -46,6 +46,8 @@ pub struct Config {
     pub failed_authentications_per_minute: u32,
     /// Certificates (DER) trusted for `https://` webhook URLs besides the public web roots.
     pub webhook_ca_certificates: Vec<Vec<u8>>,
+    /// How long one webhook attempt may take, connection and answer included.
+    pub webhook_attempt_timeout: Duration,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             connections: server::ConnectionLimits::default(),
             failed_authentications_per_minute: limits::FAILURES_PER_WINDOW,
             webhook_ca_certificates: Vec::new(),
+            webhook_attempt_timeout: webhooks::ATTEMPT_TIMEOUT,
         }
     }
 }

@@ -49,8 +49,11 @@ pub const RETRY_SCHEDULE: [Duration; 9] = [
     Duration::from_secs(24 * 3600),
 ];
 
-/// How long one attempt may take, connection and response included.
+/// How long one attempt may take, connection and response included, unless configured.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest attempt timeout that may be configured.
+pub const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(60);
 
 /// How much of a receiver's answer is read.
 const RESPONSE_BYTES_MAX: usize = 16 * 1024;
@@ -61,9 +64,11 @@ const ATTEMPTS_IN_FLIGHT_MAX: usize = 64;
 /// How often an idle worker looks for due deliveries.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A claim on a delivery lasts this long: twice an attempt's timeout, so that only a dead
+/// A claim on a delivery lasts twice an attempt's timeout (30 s at least), so that only a dead
 /// worker's claims run out.
-const LEASE: Duration = Duration::from_secs(30);
+fn lease(timeout: Duration) -> Duration {
+    (timeout * 2).max(Duration::from_secs(30))
+}
 
 /// The formats an endpoint can receive.
 pub const FORMATS: &[&str] = &[
@@ -359,7 +364,7 @@ where
     Ok((status, retry_after, answer))
 }
 
-async fn send(outgoing: Outgoing, tls: &TlsConnector) -> Answer {
+async fn send(outgoing: Outgoing, tls: &TlsConnector, timeout: Duration) -> Answer {
     let Outgoing {
         method,
         url,
@@ -409,7 +414,7 @@ async fn send(outgoing: Outgoing, tls: &TlsConnector) -> Answer {
             .map_err(|e| format!("TLS: {e}"))?;
         exchange(stream, request).await
     };
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok((status, retry_after, answer))) => {
             let accepted = acceptance.accepts(status, &answer);
             Answer {
@@ -421,7 +426,7 @@ async fn send(outgoing: Outgoing, tls: &TlsConnector) -> Answer {
             }
         }
         Ok(Err(error)) => failed(error),
-        Err(_) => failed(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+        Err(_) => failed(format!("no answer within {timeout:?}")),
     }
 }
 
@@ -487,7 +492,7 @@ async fn deliver(
     };
     let started = Instant::now();
     let answer = match request {
-        Ok(Some(outgoing)) => send(outgoing, tls).await,
+        Ok(Some(outgoing)) => send(outgoing, tls, app.config.webhook_attempt_timeout).await,
         // Planned before the endpoint's format had no notification for it: nothing to send.
         Ok(None) => Answer {
             status: Some(200),
@@ -561,7 +566,8 @@ pub fn spawn_worker(app: AppState, tls: TlsConnector) {
                 return;
             };
             let free = u32::try_from(slots.available_permits() + 1).unwrap_or(1);
-            let claimed = match app.store.claim_deliveries(LEASE, free).await {
+            let lease = lease(app.config.webhook_attempt_timeout);
+            let claimed = match app.store.claim_deliveries(lease, free).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim deliveries");

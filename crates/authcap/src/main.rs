@@ -96,6 +96,9 @@ enum Command {
         /// public web roots (a private CA, or a receiver's self-signed certificate).
         #[arg(long, env = "AUTHCAP_WEBHOOK_CA_FILE")]
         webhook_ca_file: Option<std::path::PathBuf>,
+        /// How long one webhook attempt may take, connection and answer included (1s to 60s).
+        #[arg(long, env = "AUTHCAP_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = webhook_timeout)]
+        webhook_timeout: Duration,
     },
     /// Manage merchants.
     Merchant {
@@ -195,6 +198,14 @@ fn bounded_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn webhook_timeout(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) || duration > authcap_api::webhooks::ATTEMPT_TIMEOUT_MAX {
+        return Err("must be from 1s to 60s".into());
+    }
+    Ok(duration)
+}
+
 fn main() -> ExitCode {
     authcap_api::server::bound_allocator_arenas();
     let cli = Cli::parse();
@@ -253,6 +264,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             header_read_timeout,
             failed_authentications_per_minute,
             webhook_ca_file,
+            webhook_timeout,
             ..
         } => {
             // A signed Pipwave request replayed after its idempotency record is pruned would run
@@ -285,6 +297,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                     Some(path) => authcap_api::webhooks::read_pem_certificates(path)?,
                     None => Vec::new(),
                 },
+                webhook_attempt_timeout: webhook_timeout,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

@@ -40,6 +40,8 @@ struct Receiver {
     answers: Arc<Mutex<Vec<u16>>>,
     /// Bodies to answer, in turn; `OK` once they run out.
     bodies: Arc<Mutex<Vec<&'static str>>>,
+    /// How long to wait before answering, in turn; at once when they run out.
+    stalls: Arc<Mutex<Vec<Duration>>>,
 }
 
 async fn receive(
@@ -47,7 +49,7 @@ async fn receive(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> (StatusCode, HeaderMap, &'static str) {
     let header = |name: &str| {
         headers
             .get(name)
@@ -63,19 +65,34 @@ async fn receive(
         query: query.unwrap_or_default(),
         headers: headers.clone(),
     });
-    let mut answers = receiver.answers.lock().unwrap();
-    let status = if answers.is_empty() {
-        200
-    } else {
-        answers.remove(0)
+    let status = {
+        let mut answers = receiver.answers.lock().unwrap();
+        if answers.is_empty() {
+            200
+        } else {
+            answers.remove(0)
+        }
     };
-    let mut bodies = receiver.bodies.lock().unwrap();
-    let body = if bodies.is_empty() {
-        "OK"
-    } else {
-        bodies.remove(0)
+    let body = {
+        let mut bodies = receiver.bodies.lock().unwrap();
+        if bodies.is_empty() {
+            "OK"
+        } else {
+            bodies.remove(0)
+        }
     };
-    (StatusCode::from_u16(status).unwrap(), body)
+    let stall = {
+        let mut stalls = receiver.stalls.lock().unwrap();
+        (!stalls.is_empty()).then(|| stalls.remove(0))
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    let mut answer_headers = HeaderMap::new();
+    if (300..400).contains(&status) {
+        answer_headers.insert("location", "http://127.0.0.1:9/elsewhere".parse().unwrap());
+    }
+    (StatusCode::from_u16(status).unwrap(), answer_headers, body)
 }
 
 impl Receiver {
@@ -1508,4 +1525,57 @@ async fn every_event_type_reaches_every_format() {
             assert!(names.len() >= 4, "several MultiSafepay statuses: {names:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn timeouts_and_redirects_are_failed_attempts_retried_later() {
+    let config = authcap_api::Config {
+        webhook_attempt_timeout: Duration::from_secs(1),
+        ..authcap_api::Config::default()
+    };
+    let Some(app) = TestApp::spawn_with(config).await else {
+        return;
+    };
+    // First a redirect (not followed), then an answer too late, then a good one.
+    let (receiver, url) = Receiver::start(vec![302]).await;
+    receiver
+        .stalls
+        .lock()
+        .unwrap()
+        .extend([Duration::ZERO, Duration::from_secs(3)]);
+    let endpoint = create_endpoint(&app, &url, json!(["order.authorized"])).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    app.authorized_order(1000, APPROVE).await;
+    receiver.wait_for(1).await;
+    attempt_statuses(&app, &endpoint_id, 1).await;
+    app.clock.advance(Duration::from_secs(6));
+    receiver.wait_for(2).await;
+    attempt_statuses(&app, &endpoint_id, 2).await;
+    app.clock.advance(Duration::from_secs(6 * 60));
+    let got = receiver.wait_for(3).await;
+    assert!(got.iter().all(|r| r.id == got[0].id), "one event");
+    attempt_statuses(&app, &endpoint_id, 3).await;
+    let attempts = json_of(
+        app.get(&format!("/v1/webhook_endpoints/{endpoint_id}/deliveries"))
+            .await,
+    )
+    .await["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attempts[0]["status_code"], 200, "{attempts:?}");
+    assert!(attempts[1]["status_code"].is_null());
+    assert!(
+        attempts[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[2]["status_code"], 302, "recorded, not followed");
+    assert_eq!(
+        receiver.got().len(),
+        3,
+        "the redirect's target was never asked"
+    );
 }
