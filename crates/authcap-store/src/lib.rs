@@ -839,9 +839,15 @@ impl Store {
         lease: std::time::Duration,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
+        // Due-ness follows the (injectable, per-merchant) clock; a lease is about a worker's
+        // liveness, so it runs on real time whatever the clock says.
         let now = self.now();
-        let until = now.plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        dispatch!(self, claim_deliveries(now, until, i64::from(limit)))
+        let real_now = SystemClock.now();
+        let until = real_now.plus_millis(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        dispatch!(
+            self,
+            claim_deliveries(now, real_now, until, i64::from(limit))
+        )
     }
 
     /// Records attempts and what becomes of their deliveries, in one transaction.

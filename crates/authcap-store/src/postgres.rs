@@ -1038,6 +1038,7 @@ impl PostgresStore {
     pub async fn claim_deliveries(
         &self,
         now: Timestamp,
+        real_now: Timestamp,
         until: Timestamp,
         limit: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
@@ -1050,10 +1051,10 @@ impl PostgresStore {
                      JOIN merchants ON merchants.id = deliveries.merchant_id
                      WHERE deliveries.state = 'pending'
                      AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms
-                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $2)
-                     ORDER BY deliveries.next_attempt_at LIMIT $3
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $3)
+                     ORDER BY deliveries.next_attempt_at LIMIT $4
                  FOR UPDATE OF deliveries SKIP LOCKED) RETURNING id",
-                &[&until.millis(), &now.millis(), &limit],
+                &[&until.millis(), &now.millis(), &real_now.millis(), &limit],
             )
             .await
             .map_err(Failure::from)?

@@ -446,6 +446,7 @@ impl SqliteStore {
     pub async fn claim_deliveries(
         &self,
         now: Timestamp,
+        real_now: Timestamp,
         until: Timestamp,
         limit: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
@@ -456,9 +457,9 @@ impl SqliteStore {
                     "SELECT 1 FROM deliveries JOIN merchants ON merchants.id = deliveries.merchant_id
                      WHERE deliveries.state = 'pending'
                      AND deliveries.next_attempt_at <= $1 + merchants.clock_offset_ms
-                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $1) LIMIT 1",
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $2) LIMIT 1",
                 )?
-                .exists([now.millis()])
+                .exists([now.millis(), real_now.millis()])
             })
             .await?;
         if !due {
@@ -471,11 +472,14 @@ impl SqliteStore {
                      JOIN merchants ON merchants.id = deliveries.merchant_id
                      WHERE deliveries.state = 'pending'
                      AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms
-                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $2)
-                     ORDER BY deliveries.next_attempt_at LIMIT $3)
+                     AND (deliveries.lease_until IS NULL OR deliveries.lease_until <= $3)
+                     ORDER BY deliveries.next_attempt_at LIMIT $4)
                      RETURNING id",
                 )?
-                .query_map(params![until.millis(), now.millis(), limit], |r| r.get(0))?
+                .query_map(
+                    params![until.millis(), now.millis(), real_now.millis(), limit],
+                    |r| r.get(0),
+                )?
                 .collect::<rusqlite::Result<_>>()?;
             let mut claimed = Vec::with_capacity(ids.len());
             for id in ids {
