@@ -828,6 +828,32 @@ async fn authorize_capture_refund(app: &TestApp) -> (String, String) {
     (reference, id)
 }
 
+/// MultiSafepay's `Auth` header, decoded: the timestamp and the hex HMAC.
+fn msp_auth(received: &Received) -> (String, String) {
+    let auth = received.headers["auth"].to_str().unwrap();
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .unwrap(),
+    )
+    .unwrap();
+    let (timestamp, hmac_hex) = decoded.split_once(':').unwrap();
+    (timestamp.to_owned(), hmac_hex.to_owned())
+}
+
+fn msp_auth_timestamp(received: &Received) -> String {
+    msp_auth(received).0
+}
+
+/// Whether `Auth` is hex HMAC-SHA512(key, "<timestamp>:<body>"), checked independently.
+fn msp_auth_verifies(key: &str, received: &Received) -> bool {
+    let (timestamp, hmac_hex) = msp_auth(received);
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}:").as_bytes());
+    mac.update(&received.body);
+    hex::encode(mac.finalize().into_bytes()) == hmac_hex
+}
+
 fn query_value(query: &str, name: &str) -> String {
     query
         .split('&')
@@ -857,18 +883,8 @@ async fn multisafepay_endpoints_receive_orders_signed_with_the_api_key() {
         assert_eq!(query_value(&received.query, "transactionid"), reference);
         let timestamp = query_value(&received.query, "timestamp");
         let auth = received.headers["auth"].to_str().unwrap();
-        let decoded = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(auth)
-                .unwrap(),
-        )
-        .unwrap();
-        let (ts, hmac_hex) = decoded.split_once(':').unwrap();
-        assert_eq!(ts, timestamp);
-        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(format!("{ts}:").as_bytes());
-        mac.update(&received.body);
-        assert_eq!(hex::encode(mac.finalize().into_bytes()), hmac_hex);
+        assert_eq!(msp_auth_timestamp(received), timestamp);
+        assert!(msp_auth_verifies(&key, received));
         let body = received.json();
         assert_eq!(body["order_id"], reference.as_str());
         // Already in the compact, unescaped form the Python SDK re-serialises to.
@@ -1070,17 +1086,7 @@ async fn a_multisafepay_orders_notification_url_receives_that_orders_changes() {
     let key = app.merchant.multisafepay_api_key.clone();
     for received in &got {
         assert_eq!(query_value(&received.query, "transactionid"), reference);
-        let decoded = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(received.headers["auth"].to_str().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        let (ts, hmac_hex) = decoded.split_once(':').unwrap();
-        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(format!("{ts}:").as_bytes());
-        mac.update(&received.body);
-        assert_eq!(hex::encode(mac.finalize().into_bytes()), hmac_hex);
+        assert!(msp_auth_verifies(&key, received));
         assert_eq!(received.json()["order_id"], reference.as_str());
     }
     for received in &got_now {
@@ -1173,21 +1179,11 @@ async fn multisafepay_notifications_are_signed_with_the_newest_api_key() {
     assert_ne!(new_key, app.merchant.multisafepay_api_key);
     app.authorized_order(1000, APPROVE).await;
     let got = receiver.wait_for(1).await;
-    let decoded = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(got[0].headers["auth"].to_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let (ts, hmac_hex) = decoded.split_once(':').unwrap();
-    let signed_with = |key: &str| {
-        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).unwrap();
-        mac.update(format!("{ts}:").as_bytes());
-        mac.update(&got[0].body);
-        hex::encode(mac.finalize().into_bytes()) == hmac_hex
-    };
-    assert!(signed_with(&new_key));
-    assert!(!signed_with(&app.merchant.multisafepay_api_key));
+    assert!(msp_auth_verifies(&new_key, &got[0]));
+    assert!(!msp_auth_verifies(
+        &app.merchant.multisafepay_api_key,
+        &got[0]
+    ));
     // The rotated key is the one that works.
     let read = |key: String| {
         app.client
