@@ -384,21 +384,15 @@ impl PostgresStore {
     ) -> Result<Vec<OrderRecord>, StoreError> {
         let mut client = self.client().await?;
         let client = snapshot(&mut client).await?;
-        let before: i64 = match &query.starting_after {
-            Some(id) => {
-                let row = client
-                    .query_opt(
-                        "SELECT number FROM orders WHERE merchant_id = $1 AND id = $2",
-                        &[&merchant_id, id],
-                    )
-                    .await
-                    .map_err(Failure::from)?;
-                match row {
-                    Some(row) => row.get(0),
-                    None => return Ok(Vec::new()),
-                }
-            }
-            None => i64::MAX,
+        let Some(before) = cursor(
+            &client,
+            "SELECT number FROM orders WHERE merchant_id = $1 AND id = $2",
+            &merchant_id,
+            query.starting_after.as_deref(),
+        )
+        .await?
+        else {
+            return Ok(Vec::new());
         };
         let mut records = Vec::new();
         // The status is derived from the clock, so it is filtered here, a page at a time.
@@ -837,21 +831,15 @@ impl PostgresStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut client = self.client().await?;
         let client = snapshot(&mut client).await?;
-        let before: i64 = match &query.starting_after {
-            Some(id) => {
-                let row = client
-                    .query_opt(
-                        "SELECT seq FROM events WHERE merchant_id = $1 AND id = $2",
-                        &[&merchant_id, id],
-                    )
-                    .await
-                    .map_err(Failure::from)?;
-                match row {
-                    Some(row) => row.get(0),
-                    None => return Ok(Vec::new()),
-                }
-            }
-            None => i64::MAX,
+        let Some(before) = cursor(
+            &client,
+            "SELECT seq FROM events WHERE merchant_id = $1 AND id = $2",
+            &merchant_id,
+            query.starting_after.as_deref(),
+        )
+        .await?
+        else {
+            return Ok(Vec::new());
         };
         let rows = client
             .query(
@@ -1412,6 +1400,24 @@ async fn persist(
         }
     }
     Ok(created)
+}
+
+/// Where a page starts: before the row `starting_after` names (its position from `sql`), or
+/// from the newest; `None` when it names nothing of the merchant's.
+async fn cursor(
+    client: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    merchant_id: &str,
+    starting_after: Option<&str>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(id) = starting_after else {
+        return Ok(Some(i64::MAX));
+    };
+    let row = client
+        .query_opt(sql, &[&merchant_id, &id])
+        .await
+        .map_err(Failure::from)?;
+    Ok(row.map(|row| row.get(0)))
 }
 
 impl RowSource for Row {

@@ -326,6 +326,22 @@ pub async fn get_order(
     Ok(axum::Json(OrderBody::of(&record, now)).into_response())
 }
 
+/// A list's `limit` parameter: 1 to [`LIST_LIMIT_MAX`].
+fn page_limit(value: &str) -> Result<u32, Problem> {
+    value
+        .parse()
+        .ok()
+        .filter(|l| (1..=LIST_LIMIT_MAX).contains(l))
+        .ok_or_else(|| invalid("limit", "must be an integer from 1 to 100"))
+}
+
+/// Cuts `items`, fetched with one more than `limit`, to a page; whether there is more.
+fn one_page<T>(items: &mut Vec<T>, limit: usize) -> bool {
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    has_more
+}
+
 #[utoipa::path(get, path = "/v1/orders",
     params(("limit" = Option<u32>, Query, description = "1..100, default 10"),
            ("starting_after" = Option<String>, Query, description = "an order id: list older orders"),
@@ -344,13 +360,7 @@ pub async fn list_orders(
     let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query.as_deref().unwrap_or(""));
     for (name, value) in pairs {
         match name.as_str() {
-            "limit" => {
-                list.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=LIST_LIMIT_MAX).contains(l))
-                    .ok_or_else(|| invalid("limit", "must be an integer from 1 to 100"))?;
-            }
+            "limit" => list.limit = page_limit(&value)?,
             "starting_after" => list.starting_after = Some(value),
             "status" => {
                 list.status = Some(
@@ -365,8 +375,7 @@ pub async fn list_orders(
     let limit = list.limit as usize;
     list.limit += 1;
     let mut records = app.store.orders(&merchant_id, list).await?;
-    let has_more = records.len() > limit;
-    records.truncate(limit);
+    let has_more = one_page(&mut records, limit);
     let now = app.store.merchant_now(&merchant_id).await?;
     let body = OrderList {
         object: "list",

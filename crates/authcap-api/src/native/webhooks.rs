@@ -11,12 +11,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Problem, authenticate, invalid, serde_urlencoded_pairs};
+use super::{
+    LIST_LIMIT_DEFAULT, Problem, authenticate, invalid, one_page, page_limit,
+    serde_urlencoded_pairs,
+};
 use crate::AppState;
 use crate::webhooks::{FORMATS, event_json, events_of, secret_of};
 use crate::wire::{PathParam, new_id, parse_json, read_body, rfc3339};
 
-const LIST_LIMIT_MAX: u32 = 100;
 const URL_CHARS_MAX: usize = 2048;
 const ENDPOINTS_PER_MERCHANT_MAX: usize = 16;
 
@@ -76,18 +78,12 @@ pub async fn list_events(
 ) -> Result<Response, Problem> {
     let merchant_id = authenticate(&app, &headers).await?;
     let mut page = EventQuery {
-        limit: 10,
+        limit: LIST_LIMIT_DEFAULT,
         ..EventQuery::default()
     };
     for (name, value) in serde_urlencoded_pairs(query.as_deref().unwrap_or("")) {
         match name.as_str() {
-            "limit" => {
-                page.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=LIST_LIMIT_MAX).contains(l))
-                    .ok_or_else(|| invalid("limit", "must be an integer from 1 to 100"))?;
-            }
+            "limit" => page.limit = page_limit(&value)?,
             "starting_after" => page.starting_after = Some(value),
             "type" => {
                 EventKind::parse(&value).ok_or_else(|| invalid("type", "is not an event type"))?;
@@ -99,8 +95,7 @@ pub async fn list_events(
     let limit = page.limit as usize;
     page.limit += 1;
     let mut events = app.store.event_page(&merchant_id, page).await?;
-    let has_more = events.len() > limit;
-    events.truncate(limit);
+    let has_more = one_page(&mut events, limit);
     let body = List {
         object: "list",
         data: events.iter().map(event_raw).collect(),
