@@ -54,6 +54,40 @@ enum Work {
     Job(Box<Job>),
     /// Commit a heartbeat, to learn whether writes succeed right now.
     Probe,
+    /// An administrative write (deliveries claimed and recorded, credentials rotated, …):
+    /// a member of a group like any request's write, so it shares its commit.
+    Direct(Box<dyn DirectWrite>),
+}
+
+/// A closure to run on the writer's connection, whose value is sent only once it is
+/// committed (a failed one is dropped: its caller learns the error from the group's reply).
+trait DirectWrite: Send {
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()>;
+    fn deliver(self: Box<Self>);
+}
+
+struct DirectWriteOf<F, T> {
+    write: Option<F>,
+    value: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> DirectWrite for DirectWriteOf<F, T>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let write = self.write.take().expect("a direct write runs once");
+        self.value = Some(write(conn)?);
+        Ok(())
+    }
+
+    fn deliver(self: Box<Self>) {
+        if let Some(value) = self.value {
+            let _ = self.reply.send(Ok(value));
+        }
+    }
 }
 
 struct Queued {
@@ -68,6 +102,8 @@ const PROBE: &str = "INSERT INTO settings (name, value) VALUES ('write_probe', ?
 pub struct SqliteStore {
     path: String,
     writer: mpsc::SyncSender<Queued>,
+    /// The checkpointer thread runs while this is held.
+    _checkpointer_alive: Arc<()>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
@@ -77,9 +113,49 @@ fn connect(path: &str) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )?;
     Ok(conn)
+}
+
+/// The writer's connection: its commits never checkpoint (the checkpointer thread does, beside
+/// it), unless the log has grown past `WAL_CHECKPOINT_ON_WRITER_BYTES`.
+fn connect_writer(path: &str) -> rusqlite::Result<Connection> {
+    let conn = connect(path)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+    Ok(conn)
+}
+
+/// How often the checkpointer copies committed pages from the log into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The log only starts over once every frame in it has been copied back, which a checkpointer
+/// running beside a busy writer never quite sees; past this size the writer checkpoints the
+/// (by then short) remainder itself, between two groups, and the log starts over.
+const WAL_CHECKPOINT_ON_WRITER_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Copies the log into the database file off the writer thread, so commits do not wait for
+/// checkpoints (their page copies and the database file's fsync). Stops when the store is
+/// dropped.
+fn run_checkpointer(path: String, store: std::sync::Weak<()>) {
+    let mut conn = None;
+    while store.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        if conn.is_none() {
+            // SQLite opens a file it may not write read-only; such a connection must not
+            // linger once the file is writable again.
+            conn = connect(&path)
+                .ok()
+                .filter(|open| open.is_readonly(rusqlite::MAIN_DB) == Ok(false));
+        }
+        if let Some(open) = &conn
+            && let Err(error) = open.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "SQLite checkpoint failed");
+            conn = None;
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -99,7 +175,7 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         snapshot: Arc<OnceLock<EventSnapshot>>,
     ) -> Result<SqliteStore, StoreError> {
-        let mut conn = connect(path).map_err(unavailable)?;
+        let mut conn = connect_writer(path).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
         // A database that cannot be written (read-only, on a full or read-only disk) is
         // refused now rather than served with every write failing.
@@ -113,14 +189,22 @@ impl SqliteStore {
             processor,
             clock: clock.clone(),
             snapshot,
+            committed_directs: Vec::new(),
         };
         std::thread::Builder::new()
             .name("authcap-sqlite-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(unavailable)?;
+        let checkpointer_alive = Arc::new(());
+        let (checkpointed, alive) = (path.to_owned(), Arc::downgrade(&checkpointer_alive));
+        std::thread::Builder::new()
+            .name("authcap-sqlite-checkpointer".into())
+            .spawn(move || run_checkpointer(checkpointed, alive))
+            .map_err(unavailable)?;
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: sender,
+            _checkpointer_alive: checkpointer_alive,
             readers: Mutex::new(Vec::new()),
             reader_slots: tokio::sync::Semaphore::new(READERS_MAX),
             clock,
@@ -177,24 +261,22 @@ impl SqliteStore {
         result.map_err(unavailable)
     }
 
-    /// Runs `write` on the writer thread, outside any group, in its own transaction.
+    /// Runs `write` on the writer thread, in its own savepoint of the next group; its value
+    /// is answered once the group is committed.
     async fn write_direct<T: Send + 'static>(
         &self,
         write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        // A fresh connection keeps these rare administrative writes off the request path;
-        // SQLite's busy timeout serializes them with the writer thread.
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = connect(&path)?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let value = write(&tx)?;
-            tx.commit()?;
-            Ok::<T, rusqlite::Error>(value)
-        })
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)
+        let (reply, answer) = oneshot::channel();
+        let direct = DirectWriteOf {
+            write: Some(write),
+            value: None,
+            reply,
+        };
+        self.send(Work::Direct(Box::new(direct))).await?;
+        answer
+            .await
+            .map_err(|_| unavailable("the writer dropped the request"))?
     }
 
     pub async fn order(
@@ -846,6 +928,8 @@ struct Writer {
     processor: Arc<dyn Processor>,
     clock: Arc<dyn Clock>,
     snapshot: Arc<OnceLock<EventSnapshot>>,
+    /// This group's administrative writes, whose values are delivered once it commits.
+    committed_directs: Vec<Box<dyn DirectWrite>>,
 }
 
 impl Writer {
@@ -871,7 +955,7 @@ impl Writer {
     }
 
     fn reopen(&mut self) -> bool {
-        match connect(&self.path) {
+        match connect_writer(&self.path) {
             Ok(conn) => {
                 tracing::info!("SQLite writer connection opened anew");
                 self.conn = conn;
@@ -895,6 +979,7 @@ impl Writer {
             return;
         }
         let mut jobs = group.into_iter();
+        self.committed_directs.clear();
         for queued in jobs.by_ref() {
             let answer = self.execute_one(queued.work);
             answers.push((queued.reply, answer));
@@ -924,23 +1009,60 @@ impl Writer {
             }
             return;
         }
+        for direct in self.committed_directs.drain(..) {
+            direct.deliver();
+        }
         for (reply, answer) in answers {
             let _ = reply.send(answer);
         }
+        self.bound_the_log();
+    }
+
+    fn bound_the_log(&mut self) {
+        let log = std::fs::metadata(format!("{}-wal", self.path)).map_or(0, |m| m.len());
+        if log > WAL_CHECKPOINT_ON_WRITER_BYTES
+            && let Err(error) =
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "SQLite checkpoint on the writer failed");
+        }
+    }
+
+    /// A write that is not a request's, in its own savepoint.
+    fn execute_plain(
+        &mut self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<Option<Executed>, StoreError> {
+        let written = self.conn.savepoint().and_then(|sp| {
+            write(&sp)?;
+            sp.commit()
+        });
+        written.map(|()| None).map_err(|error| {
+            // A connection opened while the file could not be written stays read-only: the
+            // next group opens a new one.
+            self.broken = true;
+            unavailable(error)
+        })
     }
 
     /// One write inside its own savepoint: on any database error only this write is undone.
     fn execute_one(&mut self, work: Work) -> Result<Option<Executed>, StoreError> {
-        let sp = self.conn.savepoint().map_err(unavailable)?;
         let job = match work {
             Work::Job(job) => *job,
             Work::Probe => {
                 let now = self.clock.now().millis().to_string();
-                sp.execute(PROBE, [now]).map_err(unavailable)?;
-                sp.commit().map_err(unavailable)?;
-                return Ok(None);
+                return self.execute_plain(|conn| conn.execute(PROBE, [now]).map(drop));
+            }
+            Work::Direct(mut direct) => {
+                let written = self.execute_plain(|conn| direct.run(conn));
+                if written.is_ok() {
+                    self.committed_directs.push(direct);
+                }
+                return written;
             }
         };
+        let sp = self.conn.savepoint().map_err(unavailable)?;
         // A bug in one write must not take the writer thread, and every later write, with it.
         let processor = self.processor.as_ref();
         let now = self.clock.now();
