@@ -59,7 +59,10 @@ pub const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(60);
 const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 
 /// How many attempts are in flight at once, per node.
-const ATTEMPTS_IN_FLIGHT_MAX: usize = 64;
+const ATTEMPTS_IN_FLIGHT_MAX: usize = 128;
+
+/// How many slots must be free before the worker claims again.
+const CLAIM_BATCH_MIN: u32 = 32;
 
 /// How often an idle worker looks for due deliveries.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -331,19 +334,100 @@ pub fn read_pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Str
     Ok(certificates)
 }
 
-/// One request over an established connection (plain or TLS): status, `Retry-After`, and the
-/// answer's first bytes.
-async fn exchange<IO>(
-    io: IO,
-    request: Request<Full<Bytes>>,
-) -> Result<(u16, Option<Duration>, Bytes), String>
+/// Where a receiver listens: TLS or not, host, port.
+type Origin = (bool, String, u16);
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections kept per origin, and origins kept, at most: under load, attempts
+/// to one receiver reuse a few connections instead of opening one each.
+const IDLE_PER_ORIGIN_MAX: usize = 32;
+const ORIGINS_MAX: usize = 256;
+
+/// The worker's outbound connections: the TLS set-up and the idle keep-alive connections.
+pub struct Connections {
+    tls: TlsConnector,
+    idle: std::sync::Mutex<std::collections::HashMap<Origin, Vec<Sender>>>,
+}
+
+impl Connections {
+    pub fn new(tls: TlsConnector) -> Connections {
+        Connections {
+            tls,
+            idle: Default::default(),
+        }
+    }
+
+    fn take_idle(&self, origin: &Origin) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let senders = idle.get_mut(origin)?;
+        while let Some(sender) = senders.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn keep_idle(&self, origin: Origin, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() >= ORIGINS_MAX && !idle.contains_key(&origin) {
+            idle.retain(|_, senders| {
+                senders.retain(|sender| !sender.is_closed());
+                !senders.is_empty()
+            });
+            if idle.len() >= ORIGINS_MAX {
+                return;
+            }
+        }
+        let senders = idle.entry(origin).or_default();
+        if senders.len() < IDLE_PER_ORIGIN_MAX {
+            senders.push(sender);
+        }
+    }
+
+    async fn connect(&self, (secure, host, port): &Origin) -> Result<Sender, String> {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        if !secure {
+            return handshake(stream).await;
+        }
+        let name =
+            ServerName::try_from(host.clone()).map_err(|e| format!("TLS server name: {e}"))?;
+        let stream = self
+            .tls
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        handshake(stream).await
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<Sender, String>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// What a receiver answered: status, `Retry-After`, and the answer's first bytes.
+type Received = (u16, Option<Duration>, Bytes);
+
+/// One request over a connection; the connection comes back when it can carry another (the
+/// whole answer was read).
+async fn exchange(
+    mut sender: Sender,
+    request: Request<Full<Bytes>>,
+) -> Result<(Received, Option<Sender>), String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
     let response = sender
         .send_request(request)
         .await
@@ -359,12 +443,13 @@ where
     let answer = Limited::new(response.into_body(), RESPONSE_BYTES_MAX)
         .collect()
         .await
-        .map(|collected| collected.to_bytes())
-        .unwrap_or_default();
-    Ok((status, retry_after, answer))
+        .map(|collected| collected.to_bytes());
+    let reusable = answer.is_ok();
+    let answer = answer.unwrap_or_default();
+    Ok(((status, retry_after, answer), reusable.then_some(sender)))
 }
 
-async fn send(outgoing: Outgoing, tls: &TlsConnector, timeout: Duration) -> Answer {
+async fn send(outgoing: Outgoing, connections: &Connections, timeout: Duration) -> Answer {
     let Outgoing {
         method,
         url,
@@ -381,9 +466,10 @@ async fn send(outgoing: Outgoing, tls: &TlsConnector, timeout: Duration) -> Answ
     };
     let secure = scheme == "https";
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-    let attempt = async {
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let authority = uri.authority().map_or(host, |a| a.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or(host, |a| a.as_str());
+    let body = Bytes::from(body);
+    let request = || {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(path)
@@ -392,27 +478,38 @@ async fn send(outgoing: Outgoing, tls: &TlsConnector, timeout: Duration) -> Answ
         if method != Method::GET {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        for (name, value) in headers {
-            request = request.header(name, value);
+        for (name, value) in &headers {
+            request = request.header(*name, value);
         }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("request: {e}"))?;
-        // An IPv6 literal comes bracketed in URLs, bare in socket addresses.
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        if !secure {
-            return exchange(stream, request).await;
+        request
+            .body(Full::new(body.clone()))
+            .map_err(|e| format!("request: {e}"))
+    };
+    // An IPv6 literal comes bracketed in URLs, bare in socket addresses.
+    let origin: Origin = (
+        secure,
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    );
+    let attempt = async {
+        // A kept connection the receiver has meanwhile closed fails at once; a new one is
+        // then tried (at least once: receivers deduplicate by the event's id anyway).
+        if let Some(sender) = connections.take_idle(&origin)
+            && let Ok((received, reusable)) = exchange(sender, request()?).await
+        {
+            if let Some(sender) = reusable {
+                connections.keep_idle(origin.clone(), sender);
+            }
+            return Ok(received);
         }
-        let name =
-            ServerName::try_from(host.to_owned()).map_err(|e| format!("TLS server name: {e}"))?;
-        let stream = tls
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        exchange(stream, request).await
+        let sender = connections.connect(&origin).await?;
+        let (received, reusable) = exchange(sender, request()?).await?;
+        if let Some(sender) = reusable {
+            connections.keep_idle(origin.clone(), sender);
+        }
+        Ok::<Received, String>(received)
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok((status, retry_after, answer))) => {
@@ -436,7 +533,7 @@ type Finished = (DeliveryAttempt, DeliveryOutcome);
 /// Attempts one delivery and hands what came of it to the recorder.
 async fn deliver(
     app: &AppState,
-    tls: &TlsConnector,
+    connections: &Connections,
     delivery: DueDelivery,
     finished: &mpsc::Sender<Finished>,
 ) {
@@ -492,7 +589,7 @@ async fn deliver(
     };
     let started = Instant::now();
     let answer = match request {
-        Ok(Some(outgoing)) => send(outgoing, tls, app.config.webhook_attempt_timeout).await,
+        Ok(Some(outgoing)) => send(outgoing, connections, app.config.webhook_attempt_timeout).await,
         // Planned before the endpoint's format had no notification for it: nothing to send.
         Ok(None) => Answer {
             status: Some(200),
@@ -553,21 +650,27 @@ async fn record_attempts(app: AppState, mut finished: mpsc::Receiver<Finished>) 
 }
 
 /// Runs the delivery worker until the process ends: it claims as many due deliveries as it has
-/// free slots, and claims again at once while work keeps coming; idle, it looks every
-/// [`POLL_INTERVAL`].
+/// free slots (at least [`CLAIM_BATCH_MIN`]), and claims again as soon as that many are free
+/// while work keeps coming; idle, it looks every [`POLL_INTERVAL`].
 pub fn spawn_worker(app: AppState, tls: TlsConnector) {
+    let connections = Arc::new(Connections::new(tls));
     let (finished, to_record) = mpsc::channel(ATTEMPTS_IN_FLIGHT_MAX);
     tokio::spawn(record_attempts(app.clone(), to_record));
     tokio::spawn(async move {
         let slots = Arc::new(tokio::sync::Semaphore::new(ATTEMPTS_IN_FLIGHT_MAX));
         loop {
-            // At least one free slot before claiming: a claim is only worth its query then.
-            let Ok(first) = slots.clone().acquire_owned().await else {
+            // Claims are writes: each waits for a batch of free slots, so that under load it
+            // brings many deliveries rather than one.
+            let Ok(mut free) = slots.clone().acquire_many_owned(CLAIM_BATCH_MIN).await else {
                 return;
             };
-            let free = u32::try_from(slots.available_permits() + 1).unwrap_or(1);
+            let more = u32::try_from(slots.available_permits()).unwrap_or(0);
+            if let Ok(more) = slots.clone().try_acquire_many_owned(more) {
+                free.merge(more);
+            }
+            let count = u32::try_from(free.num_permits()).unwrap_or(CLAIM_BATCH_MIN);
             let lease = lease(app.config.webhook_attempt_timeout);
-            let claimed = match app.store.claim_deliveries(lease, free).await {
+            let claimed = match app.store.claim_deliveries(lease, count).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "could not claim deliveries");
@@ -575,23 +678,19 @@ pub fn spawn_worker(app: AppState, tls: TlsConnector) {
                 }
             };
             if claimed.is_empty() {
-                drop(first);
+                drop(free);
                 tokio::time::sleep(POLL_INTERVAL).await;
                 continue;
             }
-            let mut first = Some(first);
             for delivery in claimed {
-                let slot = match first.take() {
-                    Some(slot) => slot,
-                    None => match slots.clone().acquire_owned().await {
-                        Ok(slot) => slot,
-                        Err(_) => return,
-                    },
+                let Some(slot) = free.split(1) else {
+                    break;
                 };
-                let (app, tls, finished) = (app.clone(), tls.clone(), finished.clone());
+                let (app, connections, finished) =
+                    (app.clone(), connections.clone(), finished.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    deliver(&app, &tls, delivery, &finished).await;
+                    deliver(&app, &connections, delivery, &finished).await;
                 });
             }
         }
