@@ -15,6 +15,7 @@ use authcap_core::order::Closure;
 use authcap_core::{Clock, Command, LedgerKind, Order, Processor, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::outbox;
@@ -29,6 +30,50 @@ use crate::{
     OrderLocator, OrderRecord, StoreError, StoredEvent, StoredResponse, WebhookEndpoint,
     WriteError, new_id, unavailable,
 };
+
+/// Statements through the connection's statement cache: one round trip each instead of two
+/// (parse and describe, then bind and execute).
+trait Cached: GenericClient + Sync {
+    fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, PgError>> + Send {
+        async move { self.execute(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, PgError>> + Send {
+        async move { self.query(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, PgError>> + Send {
+        async move {
+            self.query_one(&self.prepare_cached(sql).await?, params)
+                .await
+        }
+    }
+
+    fn row_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, PgError>> + Send {
+        async move {
+            self.query_opt(&self.prepare_cached(sql).await?, params)
+                .await
+        }
+    }
+}
+
+impl<T: GenericClient + Sync> Cached for T {}
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_initial.sql"),
@@ -169,7 +214,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let run = async {
             client
-                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
+                .exec("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_ID])
                 .await?;
             client
                 .batch_execute(
@@ -178,7 +223,7 @@ impl PostgresStore {
                 )
                 .await?;
             let applied: i32 = client
-                .query_one(
+                .row(
                     "SELECT coalesce(max(version), 0) FROM authcap_migrations",
                     &[],
                 )
@@ -187,7 +232,7 @@ impl PostgresStore {
             for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
                 let tx = client.transaction().await?;
                 tx.batch_execute(migration).await?;
-                tx.execute(
+                tx.exec(
                     "INSERT INTO authcap_migrations (version, applied_at) VALUES ($1, $2)",
                     &[&(index as i32 + 1), &self.clock.now().millis()],
                 )
@@ -198,7 +243,7 @@ impl PostgresStore {
         }
         .await;
         let unlocked = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
+            .exec("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_ID])
             .await;
         run.map_err(|e| unavailable(describe(&e)))?;
         unlocked.map_err(unavailable)?;
@@ -215,7 +260,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(unavailable)?;
         // The merchant's sandbox clock: the server's, moved ahead as the merchant asked.
         let offset: i64 = tx
-            .query_opt(
+            .row_opt(
                 "SELECT clock_offset_ms FROM merchants WHERE id = $1",
                 &[&merchant_id],
             )
@@ -225,7 +270,7 @@ impl PostgresStore {
         let now = self.clock.now().plus_millis(offset);
         if let Some(claim) = &idempotency {
             let claimed = tx
-                .execute(
+                .exec(
                     "INSERT INTO idempotency (merchant_id, scope, key, fingerprint, created_at)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     &[
@@ -244,7 +289,7 @@ impl PostgresStore {
                 })?;
             if claimed == 0 {
                 let row = tx
-                    .query_one(
+                    .row(
                         "SELECT fingerprint, status, content_type, body FROM idempotency
                          WHERE merchant_id = $1 AND scope = $2 AND key = $3",
                         &[&merchant_id, &claim.scope, &claim.key],
@@ -310,7 +355,7 @@ impl PostgresStore {
             let key = [&merchant_id, &claim.scope, &claim.key];
             match (&response, kept) {
                 (Some(response), true) => {
-                    tx.execute(
+                    tx.exec(
                         "UPDATE idempotency SET status = $4, content_type = $5, body = $6
                          WHERE merchant_id = $1 AND scope = $2 AND key = $3",
                         &[
@@ -326,7 +371,7 @@ impl PostgresStore {
                     .map_err(Failure::from)?;
                 }
                 _ => {
-                    tx.execute(
+                    tx.exec(
                         "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
                         &[key[0], key[1], key[2]],
                     )
@@ -360,7 +405,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let client = snapshot(&mut client).await?;
         let found = client
-            .query_opt(
+            .row_opt(
                 "SELECT captures.order_id FROM captures JOIN orders ON orders.id = captures.order_id
                  WHERE orders.merchant_id = $1 AND captures.reference = $2 LIMIT 1",
                 &[&merchant_id, &reference],
@@ -400,7 +445,7 @@ impl PostgresStore {
         let mut cursor = before;
         'pages: loop {
             let rows = client
-                .query(
+                .rows(
                     &format!(
                         "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND number < $2
                          AND ($3::TEXT IS NULL OR reference = $3) ORDER BY number DESC LIMIT $4"
@@ -442,14 +487,14 @@ impl PostgresStore {
     pub async fn create_merchant(&self, merchant: NewMerchant) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)",
             &[&merchant.id, &merchant.name, &self.clock.now().millis()],
         )
         .await
         .map_err(Failure::from)?;
         for (kind, hash) in &merchant.credential_hashes {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id) VALUES ($1, $2, $3)",
                 &[hash, &kind.as_str(), &merchant.id],
             )
@@ -464,7 +509,7 @@ impl PostgresStore {
     pub async fn probe(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO settings (name, value) VALUES ('write_probe', $1)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 &[&self.clock.now().millis().to_string()],
@@ -477,7 +522,7 @@ impl PostgresStore {
     pub async fn merchant_count(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT count(*) FROM merchants", &[])
+            .row("SELECT count(*) FROM merchants", &[])
             .await
             .map_err(Failure::from)?;
         Ok(row.get(0))
@@ -516,7 +561,7 @@ impl PostgresStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM merchant_credentials WHERE merchant_id = $1 AND kind = $2
                  AND generation = $3 AND (expires_at IS NULL OR expires_at > $4)",
                 &[&merchant_id, &kind.as_str(), &generation, &now.millis()],
@@ -534,7 +579,7 @@ impl PostgresStore {
     ) -> Result<Option<i64>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one(
+            .row(
                 "SELECT max(generation) FROM merchant_credentials WHERE merchant_id = $1
                  AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
                 &[&merchant_id, &kind.as_str(), &now.millis()],
@@ -554,7 +599,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(Failure::from)?;
         // The merchant's row, locked: rotations of one merchant take turns.
         let exists = tx
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE",
                 &[&merchant_id],
             )
@@ -564,7 +609,7 @@ impl PostgresStore {
             return Ok(None);
         }
         let generation: i64 = tx
-            .query_one(
+            .row(
                 "SELECT coalesce(max(generation), 0) + 1 FROM merchant_credentials
                  WHERE merchant_id = $1",
                 &[&merchant_id],
@@ -574,14 +619,14 @@ impl PostgresStore {
             .get(0);
         for (kind, hash_for) in &new {
             let hash = hash_for(generation);
-            tx.execute(
+            tx.exec(
                 "UPDATE merchant_credentials SET expires_at = $3 WHERE merchant_id = $1
                  AND kind = $2 AND (expires_at IS NULL OR expires_at > $3)",
                 &[&merchant_id, &kind.as_str(), &retire_at.millis()],
             )
             .await
             .map_err(Failure::from)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO merchant_credentials (lookup_hash, kind, merchant_id, generation)
                  VALUES ($1, $2, $3, $4)",
                 &[&hash, &kind.as_str(), &merchant_id, &generation],
@@ -597,7 +642,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let client = snapshot(&mut client).await?;
         let rows = client
-            .query(
+            .rows(
                 "SELECT id, name, created_at FROM merchants ORDER BY created_at, id",
                 &[],
             )
@@ -607,7 +652,7 @@ impl PostgresStore {
         for row in rows {
             let id: String = row.get(0);
             let credentials = client
-                .query(
+                .rows(
                     "SELECT kind, generation, expires_at FROM merchant_credentials
                      WHERE merchant_id = $1 ORDER BY kind, generation",
                     &[&id],
@@ -636,7 +681,7 @@ impl PostgresStore {
     pub async fn stored_setting(&self, name: String) -> Result<Option<String>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
+            .row_opt("SELECT value FROM settings WHERE name = $1", &[&name])
             .await
             .map_err(Failure::from)?;
         Ok(row.map(|r| r.get(0)))
@@ -645,7 +690,7 @@ impl PostgresStore {
     pub async fn forget_setting(&self, name: String) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("DELETE FROM settings WHERE name = $1", &[&name])
+            .exec("DELETE FROM settings WHERE name = $1", &[&name])
             .await
             .map_err(Failure::from)?;
         Ok(())
@@ -659,14 +704,14 @@ impl PostgresStore {
         let client = self.client().await?;
         // Nodes starting together may both generate; the first insert wins and all read it.
         client
-            .execute(
+            .exec(
                 "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&name, &generate()],
             )
             .await
             .map_err(Failure::from)?;
         let row = client
-            .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
+            .row("SELECT value FROM settings WHERE name = $1", &[&name])
             .await
             .map_err(Failure::from)?;
         Ok(row.get(0))
@@ -678,7 +723,7 @@ impl PostgresStore {
         let client = snapshot(&mut client).await?;
         let mut totals = std::collections::HashMap::<String, LedgerTotals>::new();
         let rows = client
-            .query(
+            .rows(
                 "SELECT order_id, kind, sum(amount)::BIGINT FROM ledger GROUP BY 1, 2",
                 &[],
             )
@@ -691,7 +736,7 @@ impl PostgresStore {
             totals.entry(row.get(0)).or_default().add(kind, row.get(2));
         }
         let rows = client
-            .query(&format!("SELECT {ORDER_COLUMNS} FROM orders"), &[])
+            .rows(&format!("SELECT {ORDER_COLUMNS} FROM orders"), &[])
             .await
             .map_err(Failure::from)?;
         let orders = rows
@@ -705,7 +750,7 @@ impl PostgresStore {
     pub async fn prune_idempotency(&self, before_millis: i64) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let deleted = client
-            .execute(
+            .exec(
                 "DELETE FROM idempotency WHERE status IS NOT NULL AND created_at < $1
                  + coalesce((SELECT clock_offset_ms FROM merchants
                  WHERE merchants.id = idempotency.merchant_id), 0)",
@@ -724,7 +769,7 @@ impl PostgresStore {
         let client = self.client().await?;
         let mut due = Vec::new();
         let rows = client
-            .query(
+            .rows(
                 "SELECT orders.merchant_id, orders.id FROM orders
                  JOIN merchants ON merchants.id = orders.merchant_id
                  WHERE orders.closure IS NULL AND orders.processor_reference IS NOT NULL
@@ -738,7 +783,7 @@ impl PostgresStore {
             due.push((row.get(0), row.get(1), Command::Expire));
         }
         let rows = client
-            .query(
+            .rows(
                 "SELECT orders.merchant_id, captures.order_id, captures.id FROM captures
                  JOIN orders ON orders.id = captures.order_id
                  JOIN merchants ON merchants.id = orders.merchant_id
@@ -759,7 +804,7 @@ impl PostgresStore {
     pub async fn clock_offset(&self, merchant_id: String) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .row_opt(
                 "SELECT clock_offset_ms FROM merchants WHERE id = $1",
                 &[&merchant_id],
             )
@@ -771,7 +816,7 @@ impl PostgresStore {
     pub async fn advance_clock(&self, merchant_id: String, by: i64) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .row_opt(
                 "UPDATE merchants SET clock_offset_ms = clock_offset_ms + $1 WHERE id = $2
                  RETURNING clock_offset_ms",
                 &[&by, &merchant_id],
@@ -788,7 +833,7 @@ impl PostgresStore {
     ) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_one(
+            .row(
                 "SELECT count(*) FROM deliveries JOIN merchants ON merchants.id = deliveries.merchant_id
                  WHERE deliveries.merchant_id = $1 AND deliveries.state = 'pending'
                  AND deliveries.next_attempt_at <= $2 + merchants.clock_offset_ms",
@@ -807,7 +852,7 @@ impl PostgresStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1
                      AND ($2::TEXT IS NULL OR merchant_id = $2) ORDER BY seq LIMIT $3"
@@ -842,7 +887,7 @@ impl PostgresStore {
             return Ok(Vec::new());
         };
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND seq < $2
                      AND ($3::TEXT IS NULL OR type = $3) ORDER BY seq DESC LIMIT $4"
@@ -866,7 +911,7 @@ impl PostgresStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .row_opt(
                 &format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND id = $2"),
                 &[&merchant_id, &event_id],
             )
@@ -881,7 +926,7 @@ impl PostgresStore {
     pub async fn create_endpoint(&self, endpoint: WebhookEndpoint) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 outbox::INSERT_ENDPOINT,
                 &[
                     &endpoint.id,
@@ -901,7 +946,7 @@ impl PostgresStore {
     pub async fn endpoints(&self, merchant_id: String) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(outbox::LIVE_ENDPOINTS, &[&merchant_id])
+            .rows(outbox::LIVE_ENDPOINTS, &[&merchant_id])
             .await
             .map_err(Failure::from)?;
         let endpoints = rows
@@ -919,7 +964,7 @@ impl PostgresStore {
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(outbox::ONE_ENDPOINT, &[&merchant_id, &endpoint_id])
+            .row_opt(outbox::ONE_ENDPOINT, &[&merchant_id, &endpoint_id])
             .await
             .map_err(Failure::from)?;
         Ok(row
@@ -937,14 +982,14 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(Failure::from)?;
         let deleted = tx
-            .execute(
+            .exec(
                 outbox::DELETE_ENDPOINT,
                 &[&now.millis(), &merchant_id, &endpoint_id],
             )
             .await
             .map_err(Failure::from)?;
         if deleted > 0 {
-            tx.execute(outbox::STOP_DELIVERIES, &[&endpoint_id])
+            tx.exec(outbox::STOP_DELIVERIES, &[&endpoint_id])
                 .await
                 .map_err(Failure::from)?;
         }
@@ -961,7 +1006,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(Failure::from)?;
         let event: Option<(String, String)> = tx
-            .query_opt(
+            .row_opt(
                 "SELECT type, order_id FROM events WHERE merchant_id = $1 AND id = $2",
                 &[&merchant_id, &event_id],
             )
@@ -972,7 +1017,7 @@ impl PostgresStore {
             return Ok(None);
         };
         let receivers = tx
-            .query(outbox::RECEIVING_ENDPOINTS, &[&merchant_id, &order_id])
+            .rows(outbox::RECEIVING_ENDPOINTS, &[&merchant_id, &order_id])
             .await
             .map_err(Failure::from)?;
         let mut planned = 0;
@@ -982,7 +1027,7 @@ impl PostgresStore {
                 .iter()
                 .any(|e| e == "*" || *e == kind)
             {
-                tx.execute(
+                tx.exec(
                     outbox::INSERT_DELIVERY,
                     &[
                         &new_id("del_"),
@@ -1009,7 +1054,7 @@ impl PostgresStore {
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .rows(
                 outbox::ATTEMPTS_OF_ENDPOINT,
                 &[&merchant_id, &endpoint_id, &limit],
             )
@@ -1034,7 +1079,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(Failure::from)?;
         // SKIP LOCKED: nodes claiming together each take other deliveries.
         let ids: Vec<String> = tx
-            .query(
+            .rows(
                 "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT deliveries.id FROM deliveries
                      JOIN merchants ON merchants.id = deliveries.merchant_id
                      WHERE deliveries.state = 'pending'
@@ -1052,7 +1097,7 @@ impl PostgresStore {
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
             let row = tx
-                .query_one(outbox::CLAIMED, &[&id])
+                .row(outbox::CLAIMED, &[&id])
                 .await
                 .map_err(Failure::from)?;
             claimed.push(rows::due_delivery_of(&row).map_err(Failure::from)?);
@@ -1070,7 +1115,7 @@ impl PostgresStore {
         for (attempt, outcome) in &finished {
             let id = &attempt.delivery_id;
             let status = attempt.status_code.map(i64::from);
-            tx.execute(
+            tx.exec(
                 outbox::INSERT_ATTEMPT,
                 &[
                     id,
@@ -1083,19 +1128,15 @@ impl PostgresStore {
             .await
             .map_err(Failure::from)?;
             match outcome {
-                DeliveryOutcome::Delivered => tx.execute(outbox::DELIVERED, &[id]).await,
-                DeliveryOutcome::RetryAt(at) => {
-                    tx.execute(outbox::RETRY, &[&at.millis(), id]).await
-                }
-                DeliveryOutcome::Failed => tx.execute(outbox::FAILED, &[id]).await,
+                DeliveryOutcome::Delivered => tx.exec(outbox::DELIVERED, &[id]).await,
+                DeliveryOutcome::RetryAt(at) => tx.exec(outbox::RETRY, &[&at.millis(), id]).await,
+                DeliveryOutcome::Failed => tx.exec(outbox::FAILED, &[id]).await,
                 DeliveryOutcome::EndpointGone => {
-                    tx.execute(outbox::FAILED, &[id])
+                    tx.exec(outbox::FAILED, &[id])
                         .await
                         .map_err(Failure::from)?;
-                    tx.execute(outbox::GONE, &[id])
-                        .await
-                        .map_err(Failure::from)?;
-                    tx.execute(outbox::STOP_ENDPOINT_OF_DELIVERY, &[id]).await
+                    tx.exec(outbox::GONE, &[id]).await.map_err(Failure::from)?;
+                    tx.exec(outbox::STOP_ENDPOINT_OF_DELIVERY, &[id]).await
                 }
             }
             .map_err(Failure::from)?;
@@ -1112,7 +1153,7 @@ impl PostgresStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1
                      AND ($2::TEXT IS NULL OR order_id = $2) ORDER BY seq LIMIT $3"
@@ -1153,7 +1194,7 @@ async fn load(
 ) -> Result<Loaded, Failure> {
     if let Some(reference) = new_reference {
         let reference_taken = tx
-            .query_opt(
+            .row_opt(
                 "SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2",
                 &[&merchant_id, &reference],
             )
@@ -1169,7 +1210,7 @@ async fn load(
     };
     let reference_taken_elsewhere = match (exclusive_reference, &record) {
         (Some(reference), Some(record)) => tx
-            .query_one(
+            .row(
                 "SELECT EXISTS (SELECT 1 FROM orders WHERE merchant_id = $1 AND reference = $2
                  AND id <> $3) OR EXISTS (SELECT 1 FROM captures JOIN orders
                  ON orders.id = captures.order_id WHERE orders.merchant_id = $1
@@ -1190,7 +1231,7 @@ async fn load(
 async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Failure> {
     let support = order.authorization.as_ref().map(|a| a.capture_support);
     let row = tx
-        .query_one(
+        .row(
             "INSERT INTO orders (id, merchant_id, reference, currency, amount, surcharge,
          capture_mode, card_brand, card_last4, processor_reference, capture_partial,
          capture_multiple, failure, captured_amount, released_amount, refunded_amount, closure,
@@ -1240,7 +1281,7 @@ async fn persist(
     match &effects.order {
         Some(order) if effects.created => created = Some(insert_order(tx, order).await?),
         Some(order) => {
-            tx.execute(
+            tx.exec(
                 "UPDATE orders SET captured_amount = $2, released_amount = $3,
                  refunded_amount = $4, closure = $5, capture_count = $6, updated_at = $7
                  WHERE id = $1",
@@ -1260,7 +1301,7 @@ async fn persist(
     }
     if let Some(capture) = &effects.new_capture {
         let row = CaptureRow::of(capture);
-        tx.execute(
+        tx.exec(
             &format!(
                 "INSERT INTO captures ({CAPTURE_COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -1287,14 +1328,14 @@ async fn persist(
         .await?;
     }
     if let Some((capture_id, at)) = &effects.settled_capture {
-        tx.execute(
+        tx.exec(
             "UPDATE captures SET settled_at = $2 WHERE id = $1",
             &[capture_id, &at.millis()],
         )
         .await?;
     }
     if let Some(refund) = &effects.new_refund {
-        tx.execute(
+        tx.exec(
             &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
             &[
                 &refund.id,
@@ -1309,7 +1350,7 @@ async fn persist(
         .await?;
     }
     for entry in &effects.ledger {
-        tx.execute(
+        tx.exec(
             "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES ($1, $2, $3, $4, $5)",
             &[
                 &entry.order_id,
@@ -1334,7 +1375,7 @@ async fn persist(
     if let (Some(notify), Some(order_id), Some(event)) =
         (&effects.notify, &order_id, effects.events.first())
     {
-        tx.execute(
+        tx.exec(
             outbox::INSERT_ORDER_ENDPOINT,
             &[
                 &new_id("we_"),
@@ -1350,7 +1391,7 @@ async fn persist(
         .await?;
     }
     let receivers: Vec<(String, String)> = tx
-        .query(
+        .rows(
             outbox::RECEIVING_ENDPOINTS,
             &[&effects.merchant_id, &order_id],
         )
@@ -1364,7 +1405,7 @@ async fn persist(
             (Some(render), Some(record)) => Some(render(record, event.at)),
             _ => None,
         };
-        tx.execute(
+        tx.exec(
             "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
              subject_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
@@ -1385,7 +1426,7 @@ async fn persist(
                 .iter()
                 .any(|e| e == "*" || e == event.kind.as_str())
             {
-                tx.execute(
+                tx.exec(
                     outbox::INSERT_DELIVERY,
                     &[
                         &new_id("del_"),
