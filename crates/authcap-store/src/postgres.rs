@@ -258,35 +258,45 @@ impl PostgresStore {
             action,
         } = job;
         let tx = client.transaction().await.map_err(unavailable)?;
-        // The merchant's sandbox clock: the server's, moved ahead as the merchant asked.
-        let offset: i64 = tx
-            .row_opt(
+        // The merchant's sandbox clock (the server's, moved ahead as the merchant asked) and
+        // the idempotency claim, in one round trip: the claim reads the offset itself.
+        let server_now = self.clock.now();
+        let offset = async {
+            tx.row_opt(
                 "SELECT clock_offset_ms FROM merchants WHERE id = $1",
                 &[&merchant_id],
             )
             .await
-            .map_err(Failure::from)?
-            .map_or(0, |row| row.get(0));
-        let now = self.clock.now().plus_millis(offset);
-        if let Some(claim) = &idempotency {
-            let claimed = tx
-                .exec(
-                    "INSERT INTO idempotency (merchant_id, scope, key, fingerprint, created_at)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    &[
-                        &merchant_id,
-                        &claim.scope,
-                        &claim.key,
-                        &claim.fingerprint,
-                        &now.millis(),
-                    ],
-                )
-                .await
-                .map_err(|error| match error.code() {
-                    // The first request holding this key has not finished within the wait.
-                    Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::IdempotencyRequestInProgress,
-                    _ => Failure::from(error).into(),
-                })?;
+            .map(|row| row.map_or(0, |row| row.get::<_, i64>(0)))
+            .map_err(|error| StoreError::from(Failure::from(error)))
+        };
+        let claim = async {
+            let Some(claim) = &idempotency else {
+                return Ok(None);
+            };
+            tx.exec(
+                "INSERT INTO idempotency (merchant_id, scope, key, fingerprint, created_at)
+                 VALUES ($1, $2, $3, $4, $5 + coalesce((SELECT clock_offset_ms FROM merchants
+                 WHERE id = $1), 0)) ON CONFLICT DO NOTHING",
+                &[
+                    &merchant_id,
+                    &claim.scope,
+                    &claim.key,
+                    &claim.fingerprint,
+                    &server_now.millis(),
+                ],
+            )
+            .await
+            .map(|claimed| Some((claim, claimed)))
+            .map_err(|error| match error.code() {
+                // The first request holding this key has not finished within the wait.
+                Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::IdempotencyRequestInProgress,
+                _ => Failure::from(error).into(),
+            })
+        };
+        let (offset, claimed) = tokio::try_join!(offset, claim)?;
+        let now = server_now.plus_millis(offset);
+        if let Some((claim, claimed)) = claimed {
             if claimed == 0 {
                 let row = tx
                     .row(
@@ -331,55 +341,56 @@ impl PostgresStore {
             self.processor.as_ref(),
         );
         let snapshot = self.snapshot.get();
-        let created = match persist(&tx, &decision.effects, decision.number, snapshot).await {
-            Ok(created) => created,
-            // Two creates with one reference raced; the loser's transaction is void.
-            Err(Failure::Database(error))
-                if error.as_db_error().and_then(|db| db.constraint())
-                    == Some("orders_reference_unique") =>
-            {
-                drop(tx);
-                return Ok(decision.respond.map(|respond| Executed {
-                    response: respond(Err(WriteError::ReferenceTaken)),
-                    replayed: false,
-                }));
-            }
-            Err(failure) => return Err(failure.into()),
-        };
+        let (created, mut pipeline) =
+            match persist(&tx, &decision.effects, decision.number, snapshot).await {
+                Ok(planned) => planned,
+                // Two creates with one reference raced; the loser's transaction is void.
+                Err(Failure::Database(error))
+                    if error.as_db_error().and_then(|db| db.constraint())
+                        == Some("orders_reference_unique") =>
+                {
+                    drop(tx);
+                    return Ok(decision.respond.map(|respond| Executed {
+                        response: respond(Err(WriteError::ReferenceTaken)),
+                        replayed: false,
+                    }));
+                }
+                Err(failure) => return Err(failure.into()),
+            };
         let number = created.or(decision.number).unwrap_or_default();
         let kept = idempotency
             .as_ref()
             .is_some_and(|claim| decision.kept_under(claim.kind));
         let response = decision.respond.map(|respond| respond(Ok(number)));
         if let Some(claim) = &idempotency {
-            let key = [&merchant_id, &claim.scope, &claim.key];
+            let key = || {
+                vec![
+                    param(merchant_id.clone()),
+                    param(claim.scope.clone()),
+                    param(claim.key.clone()),
+                ]
+            };
             match (&response, kept) {
                 (Some(response), true) => {
-                    tx.exec(
+                    let mut params = key();
+                    params.extend([
+                        param(i32::from(response.status)),
+                        param(response.content_type.clone()),
+                        param(response.body.clone()),
+                    ]);
+                    pipeline.push(
                         "UPDATE idempotency SET status = $4, content_type = $5, body = $6
                          WHERE merchant_id = $1 AND scope = $2 AND key = $3",
-                        &[
-                            key[0],
-                            key[1],
-                            key[2],
-                            &i32::from(response.status),
-                            &response.content_type,
-                            &response.body,
-                        ],
-                    )
-                    .await
-                    .map_err(Failure::from)?;
+                        params,
+                    );
                 }
-                _ => {
-                    tx.exec(
-                        "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
-                        &[key[0], key[1], key[2]],
-                    )
-                    .await
-                    .map_err(Failure::from)?;
-                }
+                _ => pipeline.push(
+                    "DELETE FROM idempotency WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                    key(),
+                ),
             }
         }
+        pipeline.run(&tx).await.map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(response.map(|response| Executed {
             response,
@@ -1094,14 +1105,22 @@ impl PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row = tx
-                .row(outbox::CLAIMED, &[&id])
-                .await
-                .map_err(Failure::from)?;
-            claimed.push(rows::due_delivery_of(&row).map_err(Failure::from)?);
-        }
+        // Their details in one round trip.
+        let claimed_statement = tx
+            .prepare_cached(outbox::CLAIMED)
+            .await
+            .map_err(Failure::from)?;
+        let params: Vec<[&(dyn ToSql + Sync); 1]> = ids.iter().map(|id| [id as _]).collect();
+        let details = futures_util::future::try_join_all(
+            params.iter().map(|id| tx.query_one(&claimed_statement, id)),
+        )
+        .await
+        .map_err(Failure::from)?;
+        let claimed = details
+            .iter()
+            .map(rows::due_delivery_of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(claimed)
     }
@@ -1112,35 +1131,34 @@ impl PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(Failure::from)?;
-        for (attempt, outcome) in &finished {
-            let id = &attempt.delivery_id;
-            let status = attempt.status_code.map(i64::from);
-            tx.exec(
+        // Every attempt's statements in one round trip.
+        let mut pipeline = Pipeline::default();
+        for (attempt, outcome) in finished {
+            let id = attempt.delivery_id;
+            pipeline.push(
                 outbox::INSERT_ATTEMPT,
-                &[
-                    id,
-                    &attempt.attempted_at.millis(),
-                    &status,
-                    &attempt.error,
-                    &attempt.duration_ms,
+                vec![
+                    param(id.clone()),
+                    param(attempt.attempted_at.millis()),
+                    param(attempt.status_code.map(i64::from)),
+                    param(attempt.error),
+                    param(attempt.duration_ms),
                 ],
-            )
-            .await
-            .map_err(Failure::from)?;
+            );
             match outcome {
-                DeliveryOutcome::Delivered => tx.exec(outbox::DELIVERED, &[id]).await,
-                DeliveryOutcome::RetryAt(at) => tx.exec(outbox::RETRY, &[&at.millis(), id]).await,
-                DeliveryOutcome::Failed => tx.exec(outbox::FAILED, &[id]).await,
+                DeliveryOutcome::Delivered => pipeline.push(outbox::DELIVERED, vec![param(id)]),
+                DeliveryOutcome::RetryAt(at) => {
+                    pipeline.push(outbox::RETRY, vec![param(at.millis()), param(id)]);
+                }
+                DeliveryOutcome::Failed => pipeline.push(outbox::FAILED, vec![param(id)]),
                 DeliveryOutcome::EndpointGone => {
-                    tx.exec(outbox::FAILED, &[id])
-                        .await
-                        .map_err(Failure::from)?;
-                    tx.exec(outbox::GONE, &[id]).await.map_err(Failure::from)?;
-                    tx.exec(outbox::STOP_ENDPOINT_OF_DELIVERY, &[id]).await
+                    pipeline.push(outbox::FAILED, vec![param(id.clone())]);
+                    pipeline.push(outbox::GONE, vec![param(id.clone())]);
+                    pipeline.push(outbox::STOP_ENDPOINT_OF_DELIVERY, vec![param(id)]);
                 }
             }
-            .map_err(Failure::from)?;
         }
+        pipeline.run(&tx).await.map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         Ok(())
     }
@@ -1270,100 +1288,155 @@ async fn insert_order(tx: &impl GenericClient, order: &Order) -> Result<i64, Fai
     Ok(row.get(0))
 }
 
-/// Writes everything a decision produced; returns the new order's number on a create.
+/// A value bound to a pipelined statement, owned so that the statements can wait together.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+fn param(value: impl ToSql + Sync + Send + 'static) -> Param {
+    Box::new(value)
+}
+
+/// Statements nothing waits on the answers of, sent together: one round trip for all of them
+/// instead of one each. They run in the order they were added; the first failure is returned
+/// (PostgreSQL refuses the rest of the transaction after it).
+#[derive(Default)]
+struct Pipeline {
+    statements: Vec<(String, Vec<Param>)>,
+}
+
+impl Pipeline {
+    fn push(&mut self, sql: impl Into<String>, params: Vec<Param>) {
+        self.statements.push((sql.into(), params));
+    }
+
+    async fn run(self, tx: &impl GenericClient) -> Result<(), PgError> {
+        let mut prepared = Vec::with_capacity(self.statements.len());
+        for (sql, _) in &self.statements {
+            prepared.push(tx.prepare_cached(sql).await?);
+        }
+        // Each execution is sent when first polled, and `try_join_all` polls them in order.
+        let executions = prepared
+            .iter()
+            .zip(&self.statements)
+            .map(|(statement, (_, params))| {
+                let params: Vec<&(dyn ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                async move { tx.execute(statement, &params).await }
+            });
+        futures_util::future::try_join_all(executions).await?;
+        Ok(())
+    }
+}
+
+/// Plans everything a decision produced into one pipeline (the new order's row, whose number
+/// the events' snapshots show, is inserted first); returns the new order's number on a create.
 async fn persist(
     tx: &impl GenericClient,
     effects: &Effects,
     number: Option<i64>,
     snapshot: Option<&EventSnapshot>,
-) -> Result<Option<i64>, Failure> {
-    let mut created = None;
-    match &effects.order {
-        Some(order) if effects.created => created = Some(insert_order(tx, order).await?),
-        Some(order) => {
-            tx.exec(
-                "UPDATE orders SET captured_amount = $2, released_amount = $3,
-                 refunded_amount = $4, closure = $5, capture_count = $6, updated_at = $7
-                 WHERE id = $1",
-                &[
-                    &order.id,
-                    &order.captured_amount.minor_units(),
-                    &order.released_amount.minor_units(),
-                    &order.refunded_amount.minor_units(),
-                    &order.closure.map(Closure::as_str),
-                    &i64::from(order.capture_count),
-                    &order.updated_at.millis(),
-                ],
-            )
-            .await?;
+) -> Result<(Option<i64>, Pipeline), Failure> {
+    let mut pipeline = Pipeline::default();
+    let order_id = effects.events.first().map(|e| e.order_id.clone());
+    let receivers = async {
+        if effects.events.is_empty() {
+            return Ok(Vec::new());
         }
-        None => {}
-    }
+        tx.rows(
+            outbox::RECEIVING_ENDPOINTS,
+            &[&effects.merchant_id, &order_id],
+        )
+        .await
+    };
+    let (created, receivers) = match &effects.order {
+        Some(order) if effects.created => {
+            let (created, receivers) = tokio::try_join!(insert_order(tx, order), async {
+                receivers.await.map_err(Failure::from)
+            })?;
+            (Some(created), receivers)
+        }
+        other => {
+            if let Some(order) = other {
+                pipeline.push(
+                    "UPDATE orders SET captured_amount = $2, released_amount = $3,
+                     refunded_amount = $4, closure = $5, capture_count = $6, updated_at = $7
+                     WHERE id = $1",
+                    vec![
+                        param(order.id.clone()),
+                        param(order.captured_amount.minor_units()),
+                        param(order.released_amount.minor_units()),
+                        param(order.refunded_amount.minor_units()),
+                        param(order.closure.map(Closure::as_str)),
+                        param(i64::from(order.capture_count)),
+                        param(order.updated_at.millis()),
+                    ],
+                );
+            }
+            (None, receivers.await?)
+        }
+    };
     if let Some(capture) = &effects.new_capture {
         let row = CaptureRow::of(capture);
-        tx.exec(
-            &format!(
+        pipeline.push(
+            format!(
                 "INSERT INTO captures ({CAPTURE_COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             ),
-            &[
-                &row.id,
-                &row.order_id,
-                &row.amount,
-                &row.reference,
-                &row.is_final,
-                &row.invoice_id,
-                &row.description,
-                &row.reason,
-                &row.has_shipping,
-                &row.carrier,
-                &row.shipping_method,
-                &row.tracking_code,
-                &row.metadata,
-                &row.created_at,
-                &row.settles_at,
-                &row.settled_at,
+            vec![
+                param(row.id),
+                param(row.order_id),
+                param(row.amount),
+                param(row.reference),
+                param(row.is_final),
+                param(row.invoice_id),
+                param(row.description),
+                param(row.reason),
+                param(row.has_shipping),
+                param(row.carrier),
+                param(row.shipping_method),
+                param(row.tracking_code),
+                param(row.metadata),
+                param(row.created_at),
+                param(row.settles_at),
+                param(row.settled_at),
             ],
-        )
-        .await?;
+        );
     }
     if let Some((capture_id, at)) = &effects.settled_capture {
-        tx.exec(
+        pipeline.push(
             "UPDATE captures SET settled_at = $2 WHERE id = $1",
-            &[capture_id, &at.millis()],
-        )
-        .await?;
+            vec![param(capture_id.clone()), param(at.millis())],
+        );
     }
     if let Some(refund) = &effects.new_refund {
-        tx.exec(
-            &format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-            &[
-                &refund.id,
-                &refund.order_id,
-                &refund.amount.minor_units(),
-                &refund.reference,
-                &refund.reason,
-                &refund.metadata,
-                &refund.created_at.millis(),
+        pipeline.push(
+            format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            vec![
+                param(refund.id.clone()),
+                param(refund.order_id.clone()),
+                param(refund.amount.minor_units()),
+                param(refund.reference.clone()),
+                param(refund.reason.clone()),
+                param(refund.metadata.clone()),
+                param(refund.created_at.millis()),
             ],
-        )
-        .await?;
+        );
     }
     for entry in &effects.ledger {
-        tx.exec(
+        pipeline.push(
             "INSERT INTO ledger (order_id, kind, amount, source_id, at) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &entry.order_id,
-                &entry.kind.as_str(),
-                &entry.amount.minor_units(),
-                &entry.source_id,
-                &entry.at.millis(),
+            vec![
+                param(entry.order_id.clone()),
+                param(entry.kind.as_str()),
+                param(entry.amount.minor_units()),
+                param(entry.source_id.clone()),
+                param(entry.at.millis()),
             ],
-        )
-        .await?;
+        );
     }
     let (Some(currency), false) = (effects.currency, effects.events.is_empty()) else {
-        return Ok(created);
+        return Ok((created, pipeline));
     };
     let record = effects.after.as_ref().map(|after| OrderRecord {
         number: created.or(number).unwrap_or_default(),
@@ -1371,76 +1444,68 @@ async fn persist(
         captures: after.captures.clone(),
         refunds: after.refunds.clone(),
     });
-    let order_id = effects.events.first().map(|e| e.order_id.clone());
+    let mut receivers: Vec<(String, String)> =
+        receivers.iter().map(|r| (r.get(0), r.get(1))).collect();
     if let (Some(notify), Some(order_id), Some(event)) =
         (&effects.notify, &order_id, effects.events.first())
     {
-        tx.exec(
+        // The order's own endpoint, created with the order, receives its first event too.
+        let endpoint_id = new_id("we_");
+        pipeline.push(
             outbox::INSERT_ORDER_ENDPOINT,
-            &[
-                &new_id("we_"),
-                &effects.merchant_id,
-                &notify.url,
-                &notify.format,
-                &outbox::join_events(&notify.events),
-                &true,
-                &event.at.millis(),
-                order_id,
+            vec![
+                param(endpoint_id.clone()),
+                param(effects.merchant_id.clone()),
+                param(notify.url.clone()),
+                param(notify.format.clone()),
+                param(outbox::join_events(&notify.events)),
+                param(true),
+                param(event.at.millis()),
+                param(order_id.clone()),
             ],
-        )
-        .await?;
+        );
+        receivers.push((endpoint_id, outbox::join_events(&notify.events)));
     }
-    let receivers: Vec<(String, String)> = tx
-        .rows(
-            outbox::RECEIVING_ENDPOINTS,
-            &[&effects.merchant_id, &order_id],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
     for event in &effects.events {
         let id = new_id("evt_");
         let payload = match (snapshot, &record) {
             (Some(render), Some(record)) => Some(render(record, event.at)),
             _ => None,
         };
-        tx.exec(
+        pipeline.push(
             "INSERT INTO events (id, merchant_id, order_id, type, amount, currency,
              subject_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &id,
-                &effects.merchant_id,
-                &event.order_id,
-                &event.kind.as_str(),
-                &event.amount.minor_units(),
-                &currency.code(),
-                &event.subject_id,
-                &event.at.millis(),
-                &payload,
+            vec![
+                param(id.clone()),
+                param(effects.merchant_id.clone()),
+                param(event.order_id.clone()),
+                param(event.kind.as_str()),
+                param(event.amount.minor_units()),
+                param(currency.code()),
+                param(event.subject_id.clone()),
+                param(event.at.millis()),
+                param(payload),
             ],
-        )
-        .await?;
+        );
         for (endpoint_id, wanted) in &receivers {
             if outbox::split_events(wanted)
                 .iter()
                 .any(|e| e == "*" || e == event.kind.as_str())
             {
-                tx.exec(
+                pipeline.push(
                     outbox::INSERT_DELIVERY,
-                    &[
-                        &new_id("del_"),
-                        &effects.merchant_id,
-                        endpoint_id,
-                        &id,
-                        &event.at.millis(),
+                    vec![
+                        param(new_id("del_")),
+                        param(effects.merchant_id.clone()),
+                        param(endpoint_id.clone()),
+                        param(id.clone()),
+                        param(event.at.millis()),
                     ],
-                )
-                .await?;
+                );
             }
         }
     }
-    Ok(created)
+    Ok((created, pipeline))
 }
 
 /// Where a page starts: before the row `starting_after` names (its position from `sql`), or
@@ -1530,23 +1595,29 @@ async fn load_details(
     client: &impl GenericClient,
     record: &mut OrderRecord,
 ) -> Result<(), Failure> {
-    let statement = client
+    let captures = client
         .prepare_cached(&format!(
             "SELECT {CAPTURE_COLUMNS} FROM captures WHERE order_id = $1 ORDER BY seq"
         ))
         .await?;
-    record.captures = Vec::new();
-    for row in client.query(&statement, &[&record.order.id]).await? {
-        record.captures.push(CaptureRow::capture_of(&row)?);
-    }
-    let statement = client
+    let refunds = client
         .prepare_cached(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY seq"
         ))
         .await?;
-    record.refunds = Vec::new();
-    for row in client.query(&statement, &[&record.order.id]).await? {
-        record.refunds.push(RefundRow::refund_of(&row)?);
-    }
+    // Both in one round trip.
+    let order_id: [&(dyn ToSql + Sync); 1] = [&record.order.id];
+    let (capture_rows, refund_rows) = tokio::try_join!(
+        client.query(&captures, &order_id),
+        client.query(&refunds, &order_id),
+    )?;
+    record.captures = capture_rows
+        .iter()
+        .map(CaptureRow::capture_of)
+        .collect::<Result<_, _>>()?;
+    record.refunds = refund_rows
+        .iter()
+        .map(RefundRow::refund_of)
+        .collect::<Result<_, _>>()?;
     Ok(())
 }
