@@ -296,37 +296,35 @@ impl PostgresStore {
         };
         let (offset, claimed) = tokio::try_join!(offset, claim)?;
         let now = server_now.plus_millis(offset);
-        if let Some((claim, claimed)) = claimed {
-            if claimed == 0 {
-                let row = tx
-                    .row(
-                        "SELECT fingerprint, status, content_type, body FROM idempotency
-                         WHERE merchant_id = $1 AND scope = $2 AND key = $3",
-                        &[&merchant_id, &claim.scope, &claim.key],
-                    )
-                    .await
-                    .map_err(Failure::from)?;
-                let fingerprint: String = row.get(0);
-                if fingerprint != claim.fingerprint {
-                    return Err(StoreError::IdempotencyKeyReused);
-                }
-                let status: Option<i32> = row.get(1);
-                let (Some(status), Some(content_type), Some(body)) = (
-                    status,
-                    row.get::<_, Option<String>>(2),
-                    row.get::<_, Option<Vec<u8>>>(3),
-                ) else {
-                    return Err(StoreError::IdempotencyRequestInProgress);
-                };
-                return Ok(Some(Executed {
-                    response: StoredResponse {
-                        status: status as u16,
-                        content_type,
-                        body,
-                    },
-                    replayed: true,
-                }));
+        if let Some((claim, 0)) = claimed {
+            let row = tx
+                .row(
+                    "SELECT fingerprint, status, content_type, body FROM idempotency
+                     WHERE merchant_id = $1 AND scope = $2 AND key = $3",
+                    &[&merchant_id, &claim.scope, &claim.key],
+                )
+                .await
+                .map_err(Failure::from)?;
+            let fingerprint: String = row.get(0);
+            if fingerprint != claim.fingerprint {
+                return Err(StoreError::IdempotencyKeyReused);
             }
+            let status: Option<i32> = row.get(1);
+            let (Some(status), Some(content_type), Some(body)) = (
+                status,
+                row.get::<_, Option<String>>(2),
+                row.get::<_, Option<Vec<u8>>>(3),
+            ) else {
+                return Err(StoreError::IdempotencyRequestInProgress);
+            };
+            return Ok(Some(Executed {
+                response: StoredResponse {
+                    status: status as u16,
+                    content_type,
+                    body,
+                },
+                replayed: true,
+            }));
         }
         // Owned, so that the action (whose renderers are not `Sync`) is not held across awaits.
         let new_reference = action.new_reference().map(str::to_owned);
