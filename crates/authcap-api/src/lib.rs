@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod limits;
 pub mod mercadopago;
+pub mod metrics;
 pub mod multisafepay;
 pub mod native;
 mod notifications;
@@ -17,6 +18,7 @@ pub mod openapi;
 pub mod optty;
 pub mod pipeline;
 pub mod pipwave;
+pub mod request_id;
 pub mod server;
 pub mod webhooks;
 pub mod wire;
@@ -48,6 +50,8 @@ pub struct Config {
     pub webhook_ca_certificates: Vec<Vec<u8>>,
     /// How long one webhook attempt may take, connection and answer included.
     pub webhook_attempt_timeout: Duration,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             failed_authentications_per_minute: limits::FAILURES_PER_WINDOW,
             webhook_ca_certificates: Vec::new(),
             webhook_attempt_timeout: webhooks::ATTEMPT_TIMEOUT,
+            metrics_token: None,
         }
     }
 }
@@ -70,6 +75,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub credentials: credentials::Resolver,
     pub server_secret: credentials::ServerSecret,
+    pub metrics: metrics::SharedMetrics,
     readiness: Arc<tokio::sync::Mutex<Option<Probed>>>,
     failed_authentications: limits::FailedAuthentications,
 }
@@ -81,7 +87,10 @@ impl AppState {
     pub fn new(store: Store, config: Config, server_secret: credentials::ServerSecret) -> AppState {
         // Every event keeps the order as each API showed it right after.
         store.set_event_snapshot(Arc::new(notifications::snapshot));
+        let metrics = Arc::new(metrics::Metrics::new());
+        store.set_observer(metrics.clone());
         AppState {
+            metrics,
             credentials: credentials::Resolver::new(store.clone()),
             failed_authentications: limits::FailedAuthentications::new(
                 config.failed_authentications_per_minute,
@@ -116,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(mercadopago::router())
         .merge(pipwave::router())
         .route("/openapi.json", axum::routing::get(openapi::document))
+        .route("/metrics", axum::routing::get(metrics::render))
         .route("/healthz", axum::routing::get(health))
         .route("/readyz", axum::routing::get(health))
         .fallback(native::not_found)
@@ -125,7 +135,12 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(require_host))
         .layer(axum::middleware::from_fn(retry_after))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(state)
 }
 

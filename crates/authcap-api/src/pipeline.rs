@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::AppState;
+use crate::metrics::WriteOutcome;
 use crate::wire::{fingerprint, stored_response};
 
 /// Executes one write and answers with the bytes it stored (`Idempotent-Replayed: true` on a
@@ -22,12 +23,21 @@ pub async fn write(
     idempotency: Option<IdempotencyClaim>,
     request: Request,
 ) -> Result<Response, StoreError> {
+    let operation = request.operation();
     let write = Write {
         merchant_id,
         idempotency,
         request,
     };
-    let executed = app.store.execute(write).await?;
+    let executed = app.store.execute(write).await;
+    let outcome = match &executed {
+        Ok(executed) if executed.replayed => WriteOutcome::Replayed,
+        Ok(executed) if executed.response.status < 300 => WriteOutcome::Succeeded,
+        Ok(_) => WriteOutcome::Refused,
+        Err(_) => WriteOutcome::Failed,
+    };
+    app.metrics.write(operation, outcome);
+    let executed = executed?;
     Ok(stored_response(executed.response, executed.replayed))
 }
 

@@ -617,6 +617,12 @@ async fn deliver(
             None => DeliveryOutcome::Failed,
         },
     };
+    app.metrics.delivery(match outcome {
+        DeliveryOutcome::Delivered => "delivered",
+        DeliveryOutcome::RetryAt(_) => "retry",
+        DeliveryOutcome::Failed => "failed",
+        DeliveryOutcome::EndpointGone => "endpoint_gone",
+    });
     let attempt = DeliveryAttempt {
         delivery_id: delivery.id.clone(),
         event_id: delivery.event.id.clone(),

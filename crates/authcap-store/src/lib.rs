@@ -8,6 +8,7 @@
 pub mod clock;
 mod idempotency;
 mod ids;
+mod observe;
 mod outbox;
 mod postgres;
 mod rows;
@@ -24,6 +25,7 @@ use authcap_core::{
 pub use clock::{ManualClock, SystemClock};
 pub use idempotency::InFlight;
 pub use ids::new_id;
+pub use observe::{PoolStatus, StoreObserver};
 pub use outbox::{DeliveryAttempt, DeliveryOutcome, DueDelivery, WebhookEndpoint};
 pub use postgres::PoolSettings;
 
@@ -145,6 +147,18 @@ pub enum Request {
         request: RefundRequest,
         render: Render<Refund>,
     },
+}
+
+impl Request {
+    /// What is asked: `create`, `capture`, `release` or `refund`.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Request::Create { .. } => "create",
+            Request::Capture { .. } => "capture",
+            Request::Release { .. } => "release",
+            Request::Refund { .. } => "refund",
+        }
+    }
 }
 
 /// Where a capture's reference must be unique.
@@ -388,6 +402,7 @@ pub struct Store {
     in_flight: InFlight,
     clock: Arc<dyn Clock>,
     snapshot: Arc<std::sync::OnceLock<EventSnapshot>>,
+    observer: observe::Observer,
     /// Merchants' sandbox clock offsets, as last read: believed for a second.
     offsets: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, i64)>>>,
 }
@@ -420,6 +435,7 @@ impl Store {
         clock: Arc<dyn Clock>,
     ) -> Result<Store, StoreError> {
         let snapshot: Arc<std::sync::OnceLock<EventSnapshot>> = Arc::default();
+        let observer = observe::Observer::default();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(Arc::new(
                 postgres::PostgresStore::open(
@@ -428,6 +444,7 @@ impl Store {
                     pool,
                     clock.clone(),
                     snapshot.clone(),
+                    observer.clone(),
                 )
                 .await?,
             ))
@@ -438,6 +455,7 @@ impl Store {
                 processor,
                 clock.clone(),
                 snapshot.clone(),
+                observer.clone(),
             )?))
         };
         Ok(Store {
@@ -445,8 +463,30 @@ impl Store {
             in_flight: InFlight::default(),
             clock,
             snapshot,
+            observer,
             offsets: Arc::default(),
         })
+    }
+
+    /// Who is told of group commits and connection waits (the server's metrics); set once.
+    pub fn set_observer(&self, observer: Arc<dyn StoreObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// SQLite: how many writes wait for the writer thread right now.
+    pub fn writer_queue_depth(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Sqlite(backend) => Some(backend.queue_depth()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// PostgreSQL: this node's connection pool right now.
+    pub fn pool_status(&self) -> Option<PoolStatus> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(backend) => Some(backend.pool_status()),
+        }
     }
 
     /// The merchant's sandbox clock: the server's, moved ahead by the merchant's own advances.
@@ -612,6 +652,11 @@ impl Store {
     /// checks answer.
     pub async fn probe(&self) -> Result<(), StoreError> {
         dispatch!(self, probe())
+    }
+
+    /// How many webhook deliveries are pending (due now or waiting for a retry), all merchants.
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        dispatch!(self, pending_deliveries())
     }
 
     /// The merchant owning a credential with this kind and hash, while it works.

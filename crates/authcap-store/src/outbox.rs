@@ -106,6 +106,9 @@ pub(crate) const RECEIVING_ENDPOINTS: &str = "SELECT id, enabled_events FROM web
     UNION ALL SELECT id, enabled_events FROM webhook_endpoints
     WHERE order_id = $2 AND merchant_id = $1 AND enabled AND deleted_at IS NULL";
 
+pub(crate) const PENDING_DELIVERIES: &str =
+    "SELECT count(*) FROM deliveries WHERE state = 'pending'";
+
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries
     (id, merchant_id, endpoint_id, event_id, state, attempts, next_attempt_at, created_at)
     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)";

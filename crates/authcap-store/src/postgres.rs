@@ -18,6 +18,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::observe::{Observer, PoolStatus};
 use crate::outbox;
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
@@ -92,6 +93,7 @@ pub struct PostgresStore {
     processor: Arc<dyn Processor>,
     clock: Arc<dyn Clock>,
     snapshot: Arc<OnceLock<EventSnapshot>>,
+    observer: Observer,
 }
 
 /// Settings for the connection pool.
@@ -156,6 +158,7 @@ impl PostgresStore {
         settings: PoolSettings,
         clock: Arc<dyn Clock>,
         snapshot: Arc<OnceLock<EventSnapshot>>,
+        observer: Observer,
     ) -> Result<PostgresStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(unavailable)?;
         let timeout_ms = settings.statement_timeout.as_millis().max(100);
@@ -194,13 +197,29 @@ impl PostgresStore {
             processor,
             clock,
             snapshot,
+            observer,
         };
         store.migrate().await?;
         Ok(store)
     }
 
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+            max: status.max_size,
+        }
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(|error| match error {
+        let started = std::time::Instant::now();
+        let client = self.pool.get().await;
+        if let Some(observer) = self.observer.get() {
+            observer.connection_waited(started.elapsed());
+        }
+        client.map_err(|error| match error {
             deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
                 StoreError::Overloaded("every database connection stayed busy".into())
             }
@@ -1075,6 +1094,15 @@ impl PostgresStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(Failure::from)?;
         Ok(attempts)
+    }
+
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .row(outbox::PENDING_DELIVERIES, &[])
+            .await
+            .map_err(Failure::from)?;
+        Ok(row.get(0))
     }
 
     pub async fn claim_deliveries(

@@ -15,6 +15,7 @@ use authcap_core::{Clock, Command, LedgerKind, Order, Processor, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
+use crate::observe::Observer;
 use crate::outbox;
 use crate::rows::{
     self, CAPTURE_COLUMNS, CaptureRow, CorruptData, EVENT_COLUMNS, EventRow, ORDER_COLUMNS,
@@ -104,6 +105,8 @@ pub struct SqliteStore {
     writer: mpsc::SyncSender<Queued>,
     /// The checkpointer thread runs while this is held.
     _checkpointer_alive: Arc<()>,
+    /// Writes sent to the writer and not yet taken up by it.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
@@ -174,6 +177,7 @@ impl SqliteStore {
         processor: Arc<dyn Processor>,
         clock: Arc<dyn Clock>,
         snapshot: Arc<OnceLock<EventSnapshot>>,
+        observer: Observer,
     ) -> Result<SqliteStore, StoreError> {
         let mut conn = connect_writer(path).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
@@ -182,7 +186,10 @@ impl SqliteStore {
         conn.execute(PROBE, [clock.now().millis().to_string()])
             .map_err(|error| unavailable(format!("the database cannot be written: {error}")))?;
         let (sender, receiver) = mpsc::sync_channel::<Queued>(WRITER_QUEUE_MAX);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writer = Writer {
+            queued: queued.clone(),
+            observer,
             conn,
             path: path.to_owned(),
             broken: false,
@@ -205,6 +212,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: sender,
             _checkpointer_alive: checkpointer_alive,
+            queued,
             readers: Mutex::new(Vec::new()),
             reader_slots: tokio::sync::Semaphore::new(READERS_MAX),
             clock,
@@ -220,10 +228,21 @@ impl SqliteStore {
         self.send(Work::Probe).await.map(|_| ())
     }
 
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn send(&self, work: Work) -> Result<Option<Executed>, StoreError> {
         let (reply, answer) = oneshot::channel();
+        // Counted before it is sent, so that the writer never takes it up first.
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.writer
             .try_send(Queued { work, reply })
+            .inspect_err(|_| {
+                self.queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            })
             .map_err(|error| match error {
                 mpsc::TrySendError::Full(_) => {
                     StoreError::Overloaded("the write queue is full".into())
@@ -318,6 +337,14 @@ impl SqliteStore {
             )
             .optional()
             .map(|offset| offset.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(outbox::PENDING_DELIVERIES)?
+                .query_row([], |r| r.get(0))
         })
         .await
     }
@@ -920,6 +947,8 @@ impl SqliteStore {
 
 struct Writer {
     conn: Connection,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    observer: Observer,
     path: String,
     /// The last group failed on the database itself: the connection is opened anew before
     /// the next one, so the writer recovers by itself once the database is writable again
@@ -942,6 +971,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.queued
+                .fetch_sub(group.len(), std::sync::atomic::Ordering::Relaxed);
             if self.broken && !self.reopen() {
                 for queued in group {
                     let _ = queued
@@ -999,7 +1030,13 @@ impl Writer {
             }
             return;
         }
+        let started = std::time::Instant::now();
         let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_ok()
+            && let Some(observer) = self.observer.get()
+        {
+            observer.group_committed(answers.len(), started.elapsed());
+        }
         if let Err(error) = committed {
             self.broken = true;
             tracing::error!(%error, "group commit failed");

@@ -99,6 +99,9 @@ enum Command {
         /// How long one webhook attempt may take, connection and answer included (1s to 60s).
         #[arg(long, env = "AUTHCAP_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = webhook_timeout)]
         webhook_timeout: Duration,
+        /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+        #[arg(long, env = "AUTHCAP_METRICS_TOKEN", value_parser = metrics_token)]
+        metrics_token: Option<String>,
     },
     /// Manage merchants.
     Merchant {
@@ -198,6 +201,14 @@ fn bounded_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn metrics_token(text: &str) -> Result<String, String> {
+    if (16..=256).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(text.to_owned())
+    } else {
+        Err("16 to 256 visible ASCII characters".into())
+    }
+}
+
 fn webhook_timeout(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if duration < Duration::from_secs(1) || duration > authcap_api::webhooks::ATTEMPT_TIMEOUT_MAX {
@@ -265,6 +276,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             failed_authentications_per_minute,
             webhook_ca_file,
             webhook_timeout,
+            metrics_token,
             ..
         } => {
             // A signed Pipwave request replayed after its idempotency record is pruned would run
@@ -298,6 +310,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
                     None => Vec::new(),
                 },
                 webhook_attempt_timeout: webhook_timeout,
+                metrics_token,
             };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let address = listener.local_addr()?;

@@ -181,6 +181,8 @@ pub struct ProblemBody {
     pub code: String,
     /// Present on 402: the order that was declined.
     pub order: Option<OrderBody>,
+    /// The request this answers (also its `x-request-id` header): quote it to find its logs.
+    pub request_id: String,
 }
 
 impl OrderBody {

@@ -23,6 +23,7 @@ mod sqlite {
     mod mercadopago;
     mod multisafepay;
     mod native;
+    mod observability;
     mod optty;
     mod pipwave;
     mod support;
@@ -42,6 +43,7 @@ mod postgres {
     mod multinode;
     mod multisafepay;
     mod native;
+    mod observability;
     mod optty;
     mod outage;
     mod pipwave;

@@ -1575,3 +1575,55 @@ async fn timeouts_and_redirects_are_failed_attempts_retried_later() {
         "the redirect's target was never asked"
     );
 }
+
+/// A listener that counts the connections it accepts.
+struct CountingListener {
+    inner: tokio::net::TcpListener,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let accepted = axum::serve::Listener::accept(&mut self.inner).await;
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        accepted
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+#[tokio::test]
+async fn deliveries_to_one_receiver_reuse_its_connection() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let receiver = Receiver::default();
+    let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", inner.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = CountingListener {
+        inner,
+        accepted: accepted.clone(),
+    };
+    let hooks = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    tokio::spawn(async move { axum::serve(listener, hooks).await });
+    create_endpoint(&app, &url, json!(["order.authorized"])).await;
+    let deliveries = 8;
+    for sent in 1..=deliveries {
+        app.authorized_order(1000, APPROVE).await;
+        receiver.wait_for(sent).await;
+    }
+    let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        connections < deliveries / 2,
+        "{deliveries} deliveries one after another took {connections} connections"
+    );
+}
