@@ -7,6 +7,8 @@
 --   ORDERS file of order ids (capture mode)
 --   CONNECTIONS the connection count wrk was given (to pace at RATE)
 --   RECORD optional file to append created order ids to (create mode)
+--   TAG    optional: what makes this process's references and keys its own (several wrk
+--          processes started in one second would otherwise draw the same ones)
 -- Every request carries a unique reference and Idempotency-Key.
 
 local mode, key, rate, orders_file
@@ -25,7 +27,7 @@ function init(args)
   key = args[2] or ""
   rate = tonumber(args[3] or "0")
   orders_file = args[4]
-  thread_tag = string.format("%x%x", os.time(), math.random(1, 2^30))
+  thread_tag = string.format("%x%x%s", os.time(), math.random(1, 2^30), args[7] or "")
   if rate > 0 then
     delay_ms = tonumber(args[5]) / rate * 1000
   end

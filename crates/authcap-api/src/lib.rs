@@ -8,6 +8,7 @@
 //! [`authcap_store::Operation`] and render the outcome in their own shape, including errors.
 
 pub mod credentials;
+pub mod face;
 pub mod limits;
 pub mod mercadopago;
 pub mod metrics;
@@ -124,6 +125,8 @@ pub fn router(state: AppState) -> Router {
         .merge(multisafepay::router())
         .merge(mercadopago::router())
         .merge(pipwave::router())
+        .merge(face::dashboard::router())
+        .route("/docs", axum::routing::get(face::docs::reference))
         .route("/openapi.json", axum::routing::get(openapi::document))
         .route("/metrics", axum::routing::get(metrics::render))
         .route("/healthz", axum::routing::get(health))

@@ -210,7 +210,7 @@ fn currencies() -> Vec<&'static str> {
         .collect()
 }
 
-fn complete() -> Value {
+pub(crate) fn complete() -> Value {
     let mut document = serde_json::to_value(NativeApi::openapi()).unwrap_or_default();
     let text = |min: u64, max: u64| json!({"type": "string", "minLength": min, "maxLength": max});
     let optional_text = |min: u64, max: u64| json!({"type": ["string", "null"], "minLength": min, "maxLength": max});

@@ -84,6 +84,17 @@ pub async fn advance_clock(
         }
         _ => return Err(invalid("seconds", "or `to`, one of them, is required")),
     };
+    advance(&app, &merchant_id, by).await?;
+    Ok(Json(clock_body(&app, &merchant_id).await?).into_response())
+}
+
+/// Moves the merchant's clock forward by `by` (at most [`ADVANCE_MAX`]) and writes down what
+/// became due, waiting a little for the deliveries due by then.
+pub(crate) async fn advance(
+    app: &AppState,
+    merchant_id: &str,
+    by: Duration,
+) -> Result<(), Problem> {
     if by.is_zero() || by > ADVANCE_MAX {
         return Err(invalid(
             "seconds",
@@ -92,7 +103,7 @@ pub async fn advance_clock(
     }
     let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
     app.store
-        .advance_merchant_clock(&merchant_id, millis)
+        .advance_merchant_clock(merchant_id, millis)
         .await?;
     // Everything that became due: expiries and settlements (with their events and planned
     // deliveries), idempotency keys past their time, then the deliveries due by now.
@@ -102,8 +113,8 @@ pub async fn advance_clock(
         .prune_idempotency(app.store.now().millis().saturating_sub(ttl_ms))
         .await?;
     let waited = std::time::Instant::now();
-    while app.store.due_deliveries(&merchant_id).await? > 0 && waited.elapsed() < SETTLE_WAIT {
+    while app.store.due_deliveries(merchant_id).await? > 0 && waited.elapsed() < SETTLE_WAIT {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(Json(clock_body(&app, &merchant_id).await?).into_response())
+    Ok(())
 }

@@ -233,7 +233,7 @@ fn valid_expiry(expiry: &str) -> bool {
         && matches!(expiry[..2].parse::<u8>(), Ok(1..=12))
 }
 
-fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
+pub(crate) fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
     match outcome {
         Ok(written) => {
             let order = OrderBody::of(&written.record, written.now);
@@ -250,7 +250,7 @@ fn render_created(outcome: &Result<Written<()>, WriteError>) -> StoredResponse {
     }
 }
 
-fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredResponse {
+pub(crate) fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredResponse {
     match outcome {
         Ok(written) => {
             let currency = written.record.order.currency;
@@ -264,7 +264,7 @@ fn render_capture(outcome: &Result<Written<Capture>, WriteError>) -> StoredRespo
     }
 }
 
-fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredResponse {
+pub(crate) fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredResponse {
     match outcome {
         Ok(written) => {
             let body = RefundWithOrder {
@@ -277,7 +277,7 @@ fn render_refund(outcome: &Result<Written<Refund>, WriteError>) -> StoredRespons
     }
 }
 
-fn render_order(outcome: &Result<Written<Amount>, WriteError>) -> StoredResponse {
+pub(crate) fn render_order(outcome: &Result<Written<Amount>, WriteError>) -> StoredResponse {
     match outcome {
         Ok(written) => pipeline::json(StatusCode::OK, &OrderBody::of(&written.record, written.now)),
         Err(error) => Problem::from(error).to_stored(),

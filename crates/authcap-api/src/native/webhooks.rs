@@ -25,9 +25,9 @@ const ENDPOINTS_PER_MERCHANT_MAX: usize = 16;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpointRequest {
-    url: String,
-    enabled_events: Option<Vec<String>>,
-    format: Option<String>,
+    pub url: String,
+    pub enabled_events: Option<Vec<String>>,
+    pub format: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -152,6 +152,17 @@ pub async fn create_endpoint(
     let merchant_id = authenticate(&app, &headers).await?;
     let bytes = read_body(body).await?;
     let request: CreateEndpointRequest = parse_json(&bytes)?;
+    let (endpoint, secret) = add_endpoint(&app, merchant_id, request).await?;
+    let body = EndpointBody::of(&endpoint, secret);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Validates and adds a merchant's endpoint; with its signing secret, shown this once.
+pub(crate) async fn add_endpoint(
+    app: &AppState,
+    merchant_id: String,
+    request: CreateEndpointRequest,
+) -> Result<(WebhookEndpoint, Option<String>), Problem> {
     let url = request.url;
     if url.is_empty() || url.chars().count() > URL_CHARS_MAX {
         return Err(invalid(
@@ -213,8 +224,7 @@ pub async fn create_endpoint(
     };
     app.store.create_endpoint(endpoint.clone()).await?;
     let secret = secret_of(&app.server_secret, &endpoint.id, &endpoint.format);
-    let body = EndpointBody::of(&endpoint, secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((endpoint, secret))
 }
 
 pub async fn list_endpoints(

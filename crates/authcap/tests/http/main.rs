@@ -17,6 +17,7 @@ mod sqlite {
     mod conformance;
     mod crash;
     mod credentials;
+    mod dashboard;
     mod events;
     mod hardening;
     mod ledger;
@@ -36,6 +37,7 @@ mod postgres {
     mod conformance;
     mod crash;
     mod credentials;
+    mod dashboard;
     mod events;
     mod hardening;
     mod ledger;
