@@ -534,3 +534,78 @@ async fn the_api_reference_lists_every_operation() {
         .unwrap();
     assert_eq!(style.status(), 200);
 }
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let Some(app) = TestApp::spawn().await else {
+        return;
+    };
+    let chromium = std::env::var("AUTHCAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        if std::env::var("AUTHCAP_REQUIRE_SDK_TESTS").as_deref() == Ok("1") {
+            panic!("Chromium is not installed: apt-get install chromium (see .ci/run)");
+        }
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED the_dashboard_works_in_a_real_browser: no Chromium at /usr/bin/chromium\n",
+        );
+        return;
+    }
+    // A receiver for the merchant's webhooks: the capture's delivery must reach it.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let kept = received.clone();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", receiver.local_addr().unwrap());
+    let hooks = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(receiver, hooks).await });
+    let endpoint = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": url, "enabled_events": ["*"]}),
+        )
+        .await;
+    assert_eq!(endpoint.status(), 201);
+    let mp_order = mercadopago_order(&app, "10.00").await;
+    let expiring = app.authorized_order(500, APPROVE).await;
+    let expiring = expiring["id"].as_str().unwrap().to_owned();
+    let screenshots = format!(
+        "{}/../../target/screenshots/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        match super::BACKEND {
+            crate::Backend::Sqlite => "sqlite",
+            crate::Backend::Postgres => "postgres",
+        }
+    );
+    run_sdk_script(
+        "dashboard_browser.py",
+        &[
+            &app.base,
+            &app.merchant.secret_key,
+            &mp_order,
+            &expiring,
+            &screenshots,
+        ],
+    )
+    .await;
+    let order = json_of(app.get(&format!("/v1/orders/{mp_order}")).await).await;
+    assert_eq!(
+        order["captured_amount"], 400,
+        "one capture, none from the other site"
+    );
+    let got = received.lock().unwrap().clone();
+    assert!(
+        got.iter().any(|event| event["type"] == "capture.succeeded"),
+        "{got:?}"
+    );
+}
