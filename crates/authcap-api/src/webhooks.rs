@@ -527,6 +527,60 @@ async fn send(outgoing: Outgoing, connections: &Connections, timeout: Duration) 
     }
 }
 
+/// What a test event's attempt came to: the receiver's status or why there was none, and how
+/// long it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestDelivery {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub accepted: bool,
+    pub duration_ms: u128,
+}
+
+/// Sends one `test` event, signed as every Standard Webhooks delivery is, straight to a
+/// `standard` endpoint and waits for the answer: nothing is stored or retried. `None` for
+/// endpoints of a provider's format, whose notifications are about an order.
+pub async fn send_test_event(
+    app: &AppState,
+    endpoint: &WebhookEndpoint,
+) -> Result<Option<TestDelivery>, String> {
+    if endpoint.format != "standard" {
+        return Ok(None);
+    }
+    let connections = Connections::new(tls_connector(&app.config.webhook_ca_certificates)?);
+    let id = crate::wire::new_id("evt_test_");
+    let timestamp = SystemClock.now().millis().div_euclid(1000);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "id": id,
+        "object": "event",
+        "type": "test",
+        "created_at": crate::wire::rfc3339(SystemClock.now()),
+        "data": {"object": null},
+    }))
+    .unwrap_or_default();
+    let key = endpoint_key(&app.server_secret, &endpoint.id);
+    let signature = standard_signature(&key, &id, timestamp, &body);
+    let outgoing = Outgoing {
+        method: Method::POST,
+        url: endpoint.url.clone(),
+        headers: vec![
+            ("webhook-id", id),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        body,
+        acceptance: Acceptance::Status2xx,
+    };
+    let started = Instant::now();
+    let answer = send(outgoing, &connections, app.config.webhook_attempt_timeout).await;
+    Ok(Some(TestDelivery {
+        status: answer.status,
+        error: answer.error,
+        accepted: answer.accepted,
+        duration_ms: started.elapsed().as_millis(),
+    }))
+}
+
 /// What came of an attempt, on its way to being recorded.
 type Finished = (DeliveryAttempt, DeliveryOutcome);
 

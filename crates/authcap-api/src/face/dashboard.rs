@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/orders/{id}/refund", post(refund))
         .route("/dashboard/webhooks", get(webhooks).post(add_webhook))
         .route("/dashboard/webhooks/{id}", get(webhook))
+        .route("/dashboard/webhooks/{id}/test", post(send_test))
         .route("/dashboard/events/{id}/redeliver", post(redeliver))
         .route("/dashboard/clock", get(clock))
         .route("/dashboard/clock/advance", post(advance_clock))
@@ -453,6 +454,7 @@ fn not_found(app: &AppState, session: &Session) -> Response {
 struct Outcome {
     done: Option<String>,
     error: Option<String>,
+    tested: Option<String>,
 }
 
 async fn order(
@@ -1043,6 +1045,25 @@ async fn webhook(
             "Redelivery planned: it appears below once attempted.",
         ));
     }
+    if let Some(tested) = outcome.tested.as_deref() {
+        let tested = tested.get(..300).unwrap_or(tested);
+        let good = tested.starts_with("Accepted");
+        body.push_str(&notice(if good { "good" } else { "bad" }, tested));
+    }
+    if endpoint.format == "standard" {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/dashboard/webhooks/{}/test\" class=\"inline\">{}\
+             <button type=\"submit\" class=\"secondary\">Send a test event</button></form>",
+            escape(&endpoint.id),
+            csrf_field(&app, &session)
+        );
+    } else {
+        body.push_str(
+            "<p class=\"muted\">Test events are sent to standard endpoints; a provider's format \
+             notifies about an order: redeliver one of its events below.</p>",
+        );
+    }
     if let Some(error) = outcome.error.as_deref() {
         body.push_str(&notice("bad", error.get(..300).unwrap_or(error)));
     }
@@ -1198,4 +1219,51 @@ async fn advance_clock(
             urlencode(&problem_words(problem).await)
         )),
     }
+}
+
+async fn send_test(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    let session = match posted(&app, &headers, &form.csrf).await {
+        Ok(session) => session,
+        Err(refused) => return refused,
+    };
+    let endpoint = match app.store.endpoint(&session.merchant_id, &id).await {
+        Ok(Some(endpoint)) => endpoint,
+        Ok(None) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                page(
+                    "Not found",
+                    &nav(&app, &session),
+                    &notice("bad", "No such endpoint."),
+                ),
+            );
+        }
+        Err(error) => return unavailable(&error),
+    };
+    let words = match crate::webhooks::send_test_event(&app, &endpoint).await {
+        Ok(Some(test)) => match (test.accepted, test.status, test.error) {
+            (true, Some(status), _) => format!(
+                "Accepted: the endpoint answered {status} in {} ms.",
+                test.duration_ms
+            ),
+            (false, Some(status), error) => format!(
+                "Not accepted: the endpoint answered {status}{} in {} ms.",
+                error.map(|e| format!(" ({e})")).unwrap_or_default(),
+                test.duration_ms
+            ),
+            (_, None, error) => format!("Not delivered: {}.", error.unwrap_or_default()),
+        },
+        Ok(None) => "Test events are sent to standard endpoints only.".to_owned(),
+        Err(error) => format!("Not delivered: {error}."),
+    };
+    see_other(&format!(
+        "/dashboard/webhooks/{}?tested={}",
+        urlencode(&id),
+        urlencode(&words)
+    ))
 }

@@ -471,6 +471,18 @@ async fn webhook_endpoints_are_added_from_the_dashboard_and_their_deliveries_sho
         shown.contains(&url) && shown.contains("<td>200</td>"),
         "{shown}"
     );
+    let tested = browser
+        .post(
+            &format!("/dashboard/webhooks/{endpoint_id}/test"),
+            &[("csrf", csrf.as_str())],
+            None,
+        )
+        .await;
+    let shown = browser.page(&location(&tested)).await;
+    assert!(
+        shown.contains("Accepted: the endpoint answered 200"),
+        "{shown}"
+    );
     let endpoint_page = browser
         .page(&format!("/dashboard/webhooks/{endpoint_id}"))
         .await;
