@@ -41,15 +41,17 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/sign-out", post(sign_out))
         .route("/dashboard/orders", get(orders))
         .route("/dashboard/orders/{id}", get(order))
-        .route("/dashboard/orders/{id}/capture", post(capture))
-        .route("/dashboard/orders/{id}/void", post(void))
-        .route("/dashboard/orders/{id}/refund", post(refund))
+        .route("/dashboard/orders/{id}/{action}", post(order_action))
         .route("/dashboard/webhooks", get(webhooks).post(add_webhook))
         .route("/dashboard/webhooks/{id}", get(webhook))
         .route("/dashboard/webhooks/{id}/test", post(send_test))
         .route("/dashboard/events/{id}/redeliver", post(redeliver))
         .route("/dashboard/clock", get(clock))
         .route("/dashboard/clock/advance", post(advance_clock))
+        // Forms are small: the API's body limit holds here too.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::wire::BODY_BYTES_MAX,
+        ))
 }
 
 fn see_other(location: &str) -> Response {
@@ -790,87 +792,71 @@ fn requested(amount: &str) -> Result<Option<RequestedAmount>, String> {
     Ok(Some(RequestedAmount::Decimal(amount.to_owned())))
 }
 
-async fn capture(
+/// `POST /dashboard/orders/{id}/{capture|void|refund}`: the form's request, written as the
+/// API writes it, then back to the order page saying what came of it.
+async fn order_action(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     Form(form): Form<MoneyForm>,
 ) -> Response {
     let session = match posted(&app, &headers, &form.csrf).await {
         Ok(session) => session,
         Err(refused) => return refused,
     };
-    let amount = match requested(&form.amount) {
-        Ok(amount) => amount,
-        Err(error) => return after_write(&id, "captured", Err(error)).await,
+    let order = OrderLocator::Id(id.clone());
+    let (request, done) = match action.as_str() {
+        "void" => (
+            Request::Release {
+                order,
+                amount: None,
+                render: Box::new(render_order),
+            },
+            "voided",
+        ),
+        "capture" | "refund" => {
+            let amount = match requested(&form.amount) {
+                Ok(amount) => amount,
+                Err(error) => return after_write(&id, "", Err(error)).await,
+            };
+            if action == "capture" {
+                let capture = CaptureRequest {
+                    id: new_id("cap_"),
+                    amount,
+                    is_final: form.r#final.is_some(),
+                    metadata: String::new(),
+                    ..CaptureRequest::default()
+                };
+                let request = Request::Capture {
+                    order,
+                    request: capture,
+                    reference_scope: ReferenceScope::Order,
+                    render: Box::new(render_capture),
+                };
+                (request, "captured")
+            } else {
+                let reason = form.reason.trim();
+                let refund = RefundRequest {
+                    id: new_id("ref_"),
+                    amount,
+                    currency: None,
+                    reference: None,
+                    reason: (!reason.is_empty()).then(|| reason.chars().take(200).collect()),
+                    metadata: String::new(),
+                };
+                let request = Request::Refund {
+                    order,
+                    request: refund,
+                    render: Box::new(render_refund),
+                };
+                (request, "refunded")
+            }
+        }
+        _ => return not_found(&app, &session),
     };
-    let request = Request::Capture {
-        order: OrderLocator::Id(id.clone()),
-        request: CaptureRequest {
-            id: new_id("cap_"),
-            amount,
-            is_final: form.r#final.is_some(),
-            metadata: String::new(),
-            ..CaptureRequest::default()
-        },
-        reference_scope: ReferenceScope::Order,
-        render: Box::new(render_capture),
-    };
-    let path = format!("/dashboard/orders/{id}/capture");
+    let path = format!("/dashboard/orders/{id}/{action}");
     let written = form_write(&app, &session, &path, &form, request).await;
-    after_write(&id, "captured", written).await
-}
-
-async fn void(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MoneyForm>,
-) -> Response {
-    let session = match posted(&app, &headers, &form.csrf).await {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    let request = Request::Release {
-        order: OrderLocator::Id(id.clone()),
-        amount: None,
-        render: Box::new(render_order),
-    };
-    let path = format!("/dashboard/orders/{id}/void");
-    let written = form_write(&app, &session, &path, &form, request).await;
-    after_write(&id, "voided", written).await
-}
-
-async fn refund(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MoneyForm>,
-) -> Response {
-    let session = match posted(&app, &headers, &form.csrf).await {
-        Ok(session) => session,
-        Err(refused) => return refused,
-    };
-    let amount = match requested(&form.amount) {
-        Ok(amount) => amount,
-        Err(error) => return after_write(&id, "refunded", Err(error)).await,
-    };
-    let reason = form.reason.trim();
-    let request = Request::Refund {
-        order: OrderLocator::Id(id.clone()),
-        request: RefundRequest {
-            id: new_id("ref_"),
-            amount,
-            currency: None,
-            reference: None,
-            reason: (!reason.is_empty()).then(|| reason.chars().take(200).collect()),
-            metadata: String::new(),
-        },
-        render: Box::new(render_refund),
-    };
-    let path = format!("/dashboard/orders/{id}/refund");
-    let written = form_write(&app, &session, &path, &form, request).await;
-    after_write(&id, "refunded", written).await
+    after_write(&id, done, written).await
 }
 
 async fn webhooks(State(app): State<AppState>, headers: HeaderMap) -> Response {

@@ -314,6 +314,39 @@ async fn forged_and_cross_site_posts_are_refused_and_write_nothing() {
         )
         .await;
     assert_eq!(cross_site.status(), 403);
+    let huge = "9".repeat(100 * 1024);
+    let too_large = browser
+        .post(
+            &action,
+            &[
+                ("csrf", csrf.as_str()),
+                ("idempotency_key", key.as_str()),
+                ("amount", huge.as_str()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        too_large.status(),
+        413,
+        "the body limit holds for forms too"
+    );
+    let long_amount = "9".repeat(40);
+    let refused = browser
+        .post(
+            &action,
+            &[
+                ("csrf", csrf.as_str()),
+                ("idempotency_key", key.as_str()),
+                ("amount", long_amount.as_str()),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        location(&refused).contains("error="),
+        "an over-long amount is refused in words"
+    );
     let no_token = browser
         .post(&action, &[("idempotency_key", key.as_str())], None)
         .await;
