@@ -441,15 +441,25 @@ fn unavailable(error: &impl std::fmt::Display) -> Response {
     )
 }
 
-fn not_found(app: &AppState, session: &Session) -> Response {
+fn not_found(app: &AppState, session: &Session, what: &str) -> Response {
+    let words = format!("No such {what}.");
     html(
         StatusCode::NOT_FOUND,
-        page(
-            "Not found",
-            &nav(app, session),
-            &notice("bad", "No such order."),
-        ),
+        page("Not found", &nav(app, session), &notice("bad", &words)),
     )
+}
+
+/// The signed-in merchant's endpoint; another merchant's is as absent as a missing one.
+async fn merchant_endpoint(
+    app: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<authcap_store::WebhookEndpoint, Response> {
+    match app.store.endpoint(&session.merchant_id, id).await {
+        Ok(Some(endpoint)) => Ok(endpoint),
+        Ok(None) => Err(not_found(app, session, "endpoint")),
+        Err(error) => Err(unavailable(&error)),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -476,7 +486,7 @@ async fn order(
         .await
     {
         Ok(Some(record)) => record,
-        Ok(None) => return not_found(&app, &session),
+        Ok(None) => return not_found(&app, &session, "order"),
         Err(error) => return unavailable(&error),
     };
     let (now, events, endpoints) = match tokio::try_join!(
@@ -852,7 +862,7 @@ async fn order_action(
                 (request, "refunded")
             }
         }
-        _ => return not_found(&app, &session),
+        _ => return not_found(&app, &session, "order"),
     };
     let path = format!("/dashboard/orders/{id}/{action}");
     let written = form_write(&app, &session, &path, &form, request).await;
@@ -996,19 +1006,9 @@ async fn webhook(
         Ok(session) => session,
         Err(to_sign_in) => return to_sign_in,
     };
-    let endpoint = match app.store.endpoint(&session.merchant_id, &id).await {
-        Ok(Some(endpoint)) => endpoint,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                page(
-                    "Not found",
-                    &nav(&app, &session),
-                    &notice("bad", "No such endpoint."),
-                ),
-            );
-        }
-        Err(error) => return unavailable(&error),
+    let endpoint = match merchant_endpoint(&app, &session, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(missing) => return missing,
     };
     let attempts = match app
         .store
@@ -1217,19 +1217,9 @@ async fn send_test(
         Ok(session) => session,
         Err(refused) => return refused,
     };
-    let endpoint = match app.store.endpoint(&session.merchant_id, &id).await {
-        Ok(Some(endpoint)) => endpoint,
-        Ok(None) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                page(
-                    "Not found",
-                    &nav(&app, &session),
-                    &notice("bad", "No such endpoint."),
-                ),
-            );
-        }
-        Err(error) => return unavailable(&error),
+    let endpoint = match merchant_endpoint(&app, &session, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(missing) => return missing,
     };
     let words = match crate::webhooks::send_test_event(&app, &endpoint).await {
         Ok(Some(test)) => match (test.accepted, test.status, test.error) {
