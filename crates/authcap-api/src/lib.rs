@@ -70,8 +70,20 @@ impl Default for Config {
     }
 }
 
+/// What every handler shares: one allocation, so that handing it to a request is one
+/// reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+pub struct App {
     pub store: Store,
     pub config: Arc<Config>,
     pub credentials: credentials::Resolver,
@@ -90,7 +102,7 @@ impl AppState {
         store.set_event_snapshot(Arc::new(notifications::snapshot));
         let metrics = Arc::new(metrics::Metrics::new());
         store.set_observer(metrics.clone());
-        AppState {
+        AppState(Arc::new(App {
             metrics,
             credentials: credentials::Resolver::new(store.clone()),
             failed_authentications: limits::FailedAuthentications::new(
@@ -100,7 +112,7 @@ impl AppState {
             config: Arc::new(config),
             server_secret,
             readiness: Arc::default(),
-        }
+        }))
     }
 
     /// Whether writes succeed, probed at most once per [`READINESS_PROBE_INTERVAL`] (a

@@ -339,10 +339,11 @@ type Origin = (bool, String, u16);
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// Idle keep-alive connections kept per origin, and origins kept, at most: under load, attempts
-/// to one receiver reuse a few connections instead of opening one each.
-const IDLE_PER_ORIGIN_MAX: usize = 32;
+/// Idle keep-alive connections kept per origin (as many as attempts in flight, so that a busy
+/// receiver's connections are all reused), origins kept, and idle connections in all, at most.
+const IDLE_PER_ORIGIN_MAX: usize = ATTEMPTS_IN_FLIGHT_MAX;
 const ORIGINS_MAX: usize = 256;
+const IDLE_MAX: usize = 512;
 
 /// The worker's outbound connections: the TLS set-up and the idle keep-alive connections.
 pub struct Connections {
@@ -379,6 +380,9 @@ impl Connections {
             if idle.len() >= ORIGINS_MAX {
                 return;
             }
+        }
+        if idle.values().map(Vec::len).sum::<usize>() >= IDLE_MAX {
+            return;
         }
         let senders = idle.entry(origin).or_default();
         if senders.len() < IDLE_PER_ORIGIN_MAX {
