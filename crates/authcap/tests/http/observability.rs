@@ -133,7 +133,25 @@ async fn metrics_count_requests_writes_replays_and_deliveries() {
     let refused = app.post(&path, json!({"amount": 5000})).await;
     assert_eq!(refused.status(), 422);
 
+    // Made-up methods do not make new label sets.
+    for n in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/v1/orders"))
+            .send()
+            .await
+            .unwrap();
+    }
     let after = scrape(&app).await;
+    assert!(!after.contains("MADEUP"));
+    assert_eq!(
+        sample(
+            &after,
+            "authcap_http_requests_total",
+            &[("method", "other")]
+        ),
+        3.0
+    );
     let created = [
         ("route", "/v1/orders/{id}/captures"),
         ("method", "POST"),
