@@ -316,6 +316,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
             let address = listener.local_addr()?;
             tracing::info!(%address, backend = store.backend_name(), "authcap listening");
             println!("listening on http://{address}");
+            println!(
+                "dashboard: http://{address}/dashboard · API reference: http://{address}/docs"
+            );
             let state = AppState::new(store, config, server_secret);
             authcap_api::serve(listener, state, shutdown_signal()).await?;
             tracing::info!("stopped");
